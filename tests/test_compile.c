@@ -1,0 +1,146 @@
+/* CPU suite: every spec of the build-time kernel set compiles with NVRTC, and
+ * template and compiler errors point at the template file and line. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "moeforge_gen.h"
+
+/* Specs of the kernel set file named by $MF_KERNEL_SET (set by meson). */
+static int read_kernel_set(char specs[][256], int max)
+{
+    const char *path = getenv("MF_KERNEL_SET");
+    cr_assert(path, "MF_KERNEL_SET not set");
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "cannot open %s", path);
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f) && n < max) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (line[0] && line[0] != '#')
+            snprintf(specs[n++], 256, "%.255s", line);
+    }
+    fclose(f);
+    return n;
+}
+
+static void compile_every_spec_for(const char *arch)
+{
+    char specs[256][256];
+    int n = read_kernel_set(specs, 256);
+    cr_assert_gt(n, 0);
+    for (int i = 0; i < n; i++) {
+        mf_kernel_binary *b;
+        mf_status s = mf_gen_compile(specs[i], arch, MF_EMIT_CUBIN | MF_EMIT_PTX, &b);
+        cr_assert_eq(s, MF_OK, "%s for %s: %s\n%s", specs[i], arch, mf_last_error(),
+                     mf_gen_last_log());
+        cr_expect_gt(b->cubin_size, 1000);
+        cr_expect(strstr(b->ptx, b->entry), "PTX of %s lacks entry %s", specs[i], b->entry);
+        cr_expect(memcmp(b->cubin, "\177ELF", 4) == 0, "cubin of %s is not ELF", specs[i]);
+        mf_kernel_binary_free(b);
+    }
+}
+
+Test(compile, default_set_compiles_for_sm_90a, .timeout = 600)
+{
+    compile_every_spec_for("sm_90a");
+}
+
+Test(compile, default_set_compiles_for_sm_80, .timeout = 600)
+{
+    compile_every_spec_for("sm_80");
+}
+
+/* Writes one template into a fresh MOEFORGE_TEMPLATE_DIR. */
+static void use_template_dir_with(const char *name, const char *text)
+{
+    static char dir[] = "/tmp/mf_tpl_XXXXXX";
+    if (!getenv("MOEFORGE_TEMPLATE_DIR") || strcmp(getenv("MOEFORGE_TEMPLATE_DIR"), dir) != 0) {
+        cr_assert(mkdtemp(dir));
+        setenv("MOEFORGE_TEMPLATE_DIR", dir, 1);
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(compile, nvrtc_error_points_at_template_line)
+{
+    use_template_dir_with("broken.cu",
+                          "$ -- line 1\n"
+                          "$ local n = 4\n"
+                          "extern \"C\" __global__ void $(entry)(float *x)\n"
+                          "{\n"
+                          "$ for i = 1, n do\n"
+                          "    x[$(i)] = 1.0f;\n"
+                          "$ end\n"
+                          "    x[0] = undeclared_name;\n"
+                          "}\n");
+    mf_kernel_binary *b = NULL;
+    cr_assert_eq(mf_gen_compile("broken:v=1", "sm_90a", MF_EMIT_CUBIN, &b), MF_ERR_COMPILE);
+    cr_assert_null(b);
+    cr_assert(strstr(mf_gen_last_log(), "broken.cu(8)"), "log: %s", mf_gen_last_log());
+    cr_assert(strstr(mf_last_error(), "broken.cu(8)"), "error: %s", mf_last_error());
+}
+
+Test(compile, template_error_names_file_and_line)
+{
+    use_template_dir_with("badlua.cu", "// ok\n// ok\n$ local x = nil + 1\n");
+    mf_kernel_binary *b = NULL;
+    cr_assert_eq(mf_gen_compile("badlua:v=1", "sm_90a", MF_EMIT_CUBIN, &b), MF_ERR_TEMPLATE);
+    cr_assert(strstr(mf_last_error(), "badlua.cu:3:"), "error: %s", mf_last_error());
+}
+
+Test(compile, isolated_compile_matches_in_process)
+{
+    const char *spec = "silu_mul:unroll=1,block=256,dtype=bf16,layout=masked";
+    mf_kernel_binary *a, *b;
+    cr_assert_eq(mf_gen_compile(spec, "sm_90a", MF_EMIT_CUBIN | MF_EMIT_PTX, &a), MF_OK, "%s",
+                 mf_last_error());
+    cr_assert_eq(mf_gen_compile_isolated(spec, "sm_90a", MF_EMIT_CUBIN | MF_EMIT_PTX, &b), MF_OK,
+                 "%s", mf_last_error());
+    cr_assert_str_eq(a->spec, "silu_mul:block=256,dtype=bf16,layout=masked,unroll=1");
+    cr_assert_str_eq(a->spec, b->spec);
+    cr_assert_str_eq(a->entry, b->entry);
+    cr_assert_eq(a->cubin_size, b->cubin_size);
+    cr_assert(memcmp(a->cubin, b->cubin, a->cubin_size) == 0);
+    cr_assert_str_eq(a->ptx, b->ptx);
+    mf_kernel_binary_free(a);
+    mf_kernel_binary_free(b);
+}
+
+Test(compile, isolated_compile_reports_failures_from_the_child)
+{
+    use_template_dir_with("broken2.cu", "extern \"C\" __global__ void $(entry)() { nope; }\n");
+    mf_kernel_binary *b = NULL;
+    cr_assert_eq(mf_gen_compile_isolated("broken2:v=1", "sm_90a", MF_EMIT_CUBIN, &b),
+                 MF_ERR_COMPILE);
+    cr_assert(strstr(mf_last_error(), "broken2.cu(1)"), "error: %s", mf_last_error());
+}
+
+Test(compile, bad_arch_refused)
+{
+    mf_kernel_binary *b = NULL;
+    const char *bad[] = {"sm90", "sm_", "compute_90", "sm_9x", "sm_90ab", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect_eq(mf_gen_compile("silu_mul:block=256,dtype=bf16,layout=masked,unroll=1", bad[i],
+                                    MF_EMIT_CUBIN, &b),
+                     MF_ERR_INVALID_ARGUMENT, "arch '%s' accepted", bad[i]);
+}
+
+Test(compile, rendered_source_carries_line_directives)
+{
+    char *src;
+    cr_assert_eq(mf_gen_render("silu_mul:block=128,dtype=bf16,layout=masked,unroll=2", &src, NULL),
+                 MF_OK, "%s", mf_last_error());
+    cr_assert(strstr(src, "#line"), "no #line in rendered source");
+    cr_assert(strstr(src, "\"silu_mul.cu\""), "no #line naming silu_mul.cu");
+    cr_assert(strstr(src, "\"common.cuh\""), "no #line naming the included common.cuh");
+    cr_assert(strstr(src, "__launch_bounds__(128)"));
+    free(src);
+}
