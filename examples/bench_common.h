@@ -1,0 +1,74 @@
+/* Timing helpers shared by the benchmarks: median of event-timed runs and the
+ * device-to-device copy ceiling measured in the same process. */
+#ifndef MF_BENCH_COMMON_H
+#define MF_BENCH_COMMON_H
+
+#include <moeforge.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define BENCH_CHECK(call)                                                              \
+    do {                                                                               \
+        mf_status bench_s_ = (call);                                                   \
+        if (bench_s_ != MF_OK) {                                                       \
+            fprintf(stderr, "%s:%d: %s: %s: %s\n", __FILE__, __LINE__, #call,          \
+                    mf_status_string(bench_s_), mf_last_error());                       \
+            exit(1);                                                                   \
+        }                                                                              \
+    } while (0)
+
+typedef void (*bench_fn)(void *user);
+
+static int compare_floats(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median milliseconds of `reps` event-timed calls after `warmup` untimed ones. */
+static float bench_median_ms(mf_context *ctx, bench_fn fn, void *user, int warmup, int reps)
+{
+    mf_timer *timer;
+    BENCH_CHECK(mf_timer_create(ctx, &timer));
+    for (int i = 0; i < warmup; i++)
+        fn(user);
+    float *ms = malloc(sizeof(float) * (size_t)reps);
+    for (int i = 0; i < reps; i++) {
+        BENCH_CHECK(mf_timer_start(timer, NULL));
+        fn(user);
+        BENCH_CHECK(mf_timer_stop(timer, NULL));
+        BENCH_CHECK(mf_timer_elapsed_ms(timer, &ms[i]));
+    }
+    qsort(ms, (size_t)reps, sizeof(float), compare_floats);
+    float median = ms[reps / 2];
+    free(ms);
+    mf_timer_destroy(timer);
+    return median;
+}
+
+typedef struct copy_job {
+    mf_context *ctx;
+    void *dst, *src;
+    size_t bytes;
+} copy_job;
+
+static void run_copy(void *user)
+{
+    copy_job *c = user;
+    BENCH_CHECK(mf_memcpy_dtod_async(c->ctx, c->dst, c->src, c->bytes, NULL));
+}
+
+/* Device-to-device copy rate in GB/s, counting bytes read plus bytes written. */
+static double bench_copy_ceiling_gbs(mf_context *ctx, size_t bytes)
+{
+    copy_job c = {ctx, NULL, NULL, bytes};
+    BENCH_CHECK(mf_malloc(ctx, &c.src, bytes));
+    BENCH_CHECK(mf_malloc(ctx, &c.dst, bytes));
+    BENCH_CHECK(mf_memset_d8(ctx, c.src, 0x3c, bytes));
+    float ms = bench_median_ms(ctx, run_copy, &c, 3, 20);
+    mf_free(ctx, c.src);
+    mf_free(ctx, c.dst);
+    return 2.0 * (double)bytes / (ms * 1e-3) / 1e9;
+}
+
+#endif

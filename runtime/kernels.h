@@ -1,0 +1,24 @@
+/* Kernel lookup: loaded table, built-in set, opened archives, then the provider (JIT). */
+#ifndef MF_KERNELS_H
+#define MF_KERNELS_H
+
+#include "context.h"
+
+/* Returns the loaded kernel for a canonical spec, loading it on a miss. */
+mf_status mf_kernel_get(mf_context *ctx, const char *spec, mf_kernel **out);
+
+/* Launches k with cuLaunchKernelEx; raises the function's dynamic shared-memory
+ * limit first when smem_bytes needs it. */
+mf_status mf_kernel_launch(mf_context *ctx, mf_kernel *k, unsigned grid_x, unsigned grid_y,
+                           unsigned grid_z, unsigned block_x, unsigned smem_bytes,
+                           mf_stream stream, void **args);
+
+/* The archive embedded in the library at build time (NULL if it failed to open).
+ * Exported for the CLI's `list`, like the archive reader itself. */
+__attribute__((visibility("default"))) const mf_archive *mf_builtin_archive(void);
+
+/* Targets whose code runs on the device, best first: its own cubin ("sm_90a"),
+ * older cubins of the same major, then PTX from newest to oldest. */
+int mf_device_targets(const mf_device_info *info, char targets[][16], int max);
+
+#endif
