@@ -8,7 +8,7 @@ build=${1:-build}
 sanitize=${2:-}
 passed=0 failed=0
 for t in "$build"/tests/test_gpu_*; do
-  [ -x "$t" ] || continue
+  [ -f "$t" ] && [ -x "$t" ] || continue
   echo "== $t"
   if MF_BUILTIN_ARCHIVE="$build/builtin.mfa" MOEFORGE_LOG=error "$t" --verbose; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
   if [ "$sanitize" = "--sanitize" ]; then
