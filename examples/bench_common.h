@@ -19,14 +19,16 @@
 
 typedef void (*bench_fn)(void *user);
 
-static int compare_floats(const void *a, const void *b)
+static inline int compare_floats(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
 }
 
-/* Median milliseconds of `reps` event-timed calls after `warmup` untimed ones. */
-static float bench_median_ms(mf_context *ctx, bench_fn fn, void *user, int warmup, int reps)
+/* Median milliseconds of `reps` event-timed calls on `stream` after `warmup`
+ * untimed ones. */
+static inline float bench_median_ms_on(mf_context *ctx, bench_fn fn, void *user, mf_stream stream,
+                                       int warmup, int reps)
 {
     mf_timer *timer;
     BENCH_CHECK(mf_timer_create(ctx, &timer));
@@ -34,9 +36,9 @@ static float bench_median_ms(mf_context *ctx, bench_fn fn, void *user, int warmu
         fn(user);
     float *ms = malloc(sizeof(float) * (size_t)reps);
     for (int i = 0; i < reps; i++) {
-        BENCH_CHECK(mf_timer_start(timer, NULL));
+        BENCH_CHECK(mf_timer_start(timer, stream));
         fn(user);
-        BENCH_CHECK(mf_timer_stop(timer, NULL));
+        BENCH_CHECK(mf_timer_stop(timer, stream));
         BENCH_CHECK(mf_timer_elapsed_ms(timer, &ms[i]));
     }
     qsort(ms, (size_t)reps, sizeof(float), compare_floats);
@@ -46,20 +48,51 @@ static float bench_median_ms(mf_context *ctx, bench_fn fn, void *user, int warmu
     return median;
 }
 
+static inline float bench_median_ms(mf_context *ctx, bench_fn fn, void *user, int warmup, int reps)
+{
+    return bench_median_ms_on(ctx, fn, user, NULL, warmup, reps);
+}
+
 typedef struct copy_job {
     mf_context *ctx;
     void *dst, *src;
     size_t bytes;
 } copy_job;
 
-static void run_copy(void *user)
+static inline void run_copy(void *user)
 {
     copy_job *c = user;
     BENCH_CHECK(mf_memcpy_dtod_async(c->ctx, c->dst, c->src, c->bytes, NULL));
 }
 
+/* Device time of one call in microseconds, for calls shorter than their host
+ * launch cost: a 256 MB copy keeps the GPU busy while `batch` calls queue up
+ * behind the start event, so they run back to back. Median of 21 batches. */
+static inline float bench_device_us(mf_context *ctx, bench_fn fn, void *user, int batch)
+{
+    copy_job filler = {ctx, NULL, NULL, (size_t)256 << 20};
+    BENCH_CHECK(mf_malloc(ctx, &filler.src, filler.bytes));
+    BENCH_CHECK(mf_malloc(ctx, &filler.dst, filler.bytes));
+    mf_timer *timer;
+    BENCH_CHECK(mf_timer_create(ctx, &timer));
+    float ms[21];
+    for (int i = 0; i < 21; i++) {
+        run_copy(&filler);
+        BENCH_CHECK(mf_timer_start(timer, NULL));
+        for (int j = 0; j < batch; j++)
+            fn(user);
+        BENCH_CHECK(mf_timer_stop(timer, NULL));
+        BENCH_CHECK(mf_timer_elapsed_ms(timer, &ms[i]));
+    }
+    qsort(ms, 21, sizeof(float), compare_floats);
+    mf_timer_destroy(timer);
+    mf_free(ctx, filler.src);
+    mf_free(ctx, filler.dst);
+    return ms[10] * 1e3f / (float)batch;
+}
+
 /* Device-to-device copy rate in GB/s, counting bytes read plus bytes written. */
-static double bench_copy_ceiling_gbs(mf_context *ctx, size_t bytes)
+static inline double bench_copy_ceiling_gbs(mf_context *ctx, size_t bytes)
 {
     copy_job c = {ctx, NULL, NULL, bytes};
     BENCH_CHECK(mf_malloc(ctx, &c.src, bytes));

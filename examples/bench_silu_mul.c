@@ -50,7 +50,8 @@ static void bench_shape(mf_context *ctx, const shape *s, double copy_gbs, mf_rng
         counts[e] = max_m; /* every row valid: bytes moved are exact */
     silu_mul_masked_ref(input, ref, counts, E, max_m, n);
 
-    silu_job job = {ctx, {MF_LAYOUT_MASKED, NULL, NULL, NULL, E, max_m, n, max_m}};
+    silu_job job = {ctx, {.layout = MF_LAYOUT_MASKED, .experts = E, .max_m = max_m, .n = n,
+                         .expected_m = max_m}};
     void *d_in, *d_out, *d_counts;
     BENCH_CHECK(mf_malloc(ctx, &d_in, in_elems * 2));
     BENCH_CHECK(mf_malloc(ctx, &d_out, out_elems * 2));

@@ -1,0 +1,240 @@
+/* bench_glue: the memory-bound MoE stages (preprocess, SiLU-and-mul, combine)
+ * per model shape and token count, next to a device-to-device copy measured in
+ * the same run.
+ *
+ *   $ ./build/examples/bench_glue [--csv FILE]
+ * Prints per kernel: bytes moved (each input read once, each output written
+ * once), device microseconds (CUDA events; small launches timed back to back
+ * behind a copy that keeps the GPU busy, so host launch cost is not counted),
+ * GB/s and the fraction of the copy rate. Routing is uniform random top-k.
+ * Without a GPU it says so and exits 0. Asserts nothing about speed.
+ */
+#include "bench_common.h"
+#include "numeric.h"
+
+#include <string.h>
+
+typedef struct model {
+    const char *name;
+    int hidden, inter, experts, topk;
+} model;
+
+typedef struct glue_buffers {
+    int T, K, E, H, N, max_m, m_capacity, valid_slots;
+    void *ids, *hidden, *a, *a_scale, *src2dst, *masked_m, *m_indices, *flags, *workspace;
+    void *gate_up, *act, *act_scale, *down, *weights, *out;
+    size_t workspace_bytes;
+} glue_buffers;
+
+typedef struct job {
+    mf_context *ctx;
+    int kind;
+    union {
+        mf_preprocess_args pre;
+        mf_silu_mul_args silu;
+        mf_combine_args comb;
+    } u;
+} job;
+
+static void run_job(void *user)
+{
+    job *j = user;
+    if (j->kind == 0)
+        BENCH_CHECK(mf_preprocess(j->ctx, &j->u.pre, NULL));
+    else if (j->kind == 1)
+        BENCH_CHECK(mf_silu_mul(j->ctx, &j->u.silu, NULL));
+    else
+        BENCH_CHECK(mf_combine(j->ctx, &j->u.comb, NULL));
+}
+
+static void *device_random(mf_context *ctx, mf_rng *rng, size_t elems)
+{
+    bf16_t *h = malloc(elems * 2);
+    mf_fill_bf16(rng, h, elems, -2.0f, 2.0f);
+    void *d;
+    BENCH_CHECK(mf_malloc(ctx, &d, elems * 2));
+    BENCH_CHECK(mf_memcpy_htod(ctx, d, h, elems * 2));
+    free(h);
+    return d;
+}
+
+static void *device_alloc(mf_context *ctx, size_t bytes)
+{
+    void *d;
+    BENCH_CHECK(mf_malloc(ctx, &d, bytes ? bytes : 16));
+    BENCH_CHECK(mf_memset_d8(ctx, d, 0, bytes ? bytes : 16));
+    return d;
+}
+
+/* Uniform random routing, K distinct experts per token. */
+static int32_t *random_routing(mf_rng *rng, int T, int K, int E, int *max_count)
+{
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)T * K);
+    int *count = calloc((size_t)E, sizeof(int));
+    *max_count = 1;
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < K; k++) {
+            int e, fresh;
+            do {
+                e = mf_rng_int(rng, 0, E - 1);
+                fresh = 1;
+                for (int j = 0; j < k; j++)
+                    fresh &= ids[t * K + j] != e;
+            } while (!fresh);
+            ids[t * K + k] = e;
+            if (++count[e] > *max_count)
+                *max_count = count[e];
+        }
+    free(count);
+    return ids;
+}
+
+static void setup(mf_context *ctx, mf_rng *rng, const model *m, int T, glue_buffers *b)
+{
+    memset(b, 0, sizeof *b);
+    b->T = T, b->K = m->topk, b->E = m->experts, b->H = m->hidden, b->N = m->inter;
+    b->valid_slots = T * b->K;
+    int32_t *ids = random_routing(rng, T, b->K, b->E, &b->max_m);
+    BENCH_CHECK(mf_contiguous_capacity(T, b->K, b->E, 128, &b->m_capacity));
+    size_t rows = (size_t)b->E * b->max_m;
+    b->ids = device_alloc(ctx, (size_t)T * b->K * 4);
+    BENCH_CHECK(mf_memcpy_htod(ctx, b->ids, ids, (size_t)T * b->K * 4));
+    free(ids);
+    b->hidden = device_random(ctx, rng, (size_t)T * b->H);
+    size_t a_rows = rows > (size_t)b->m_capacity ? rows : (size_t)b->m_capacity;
+    b->a = device_alloc(ctx, a_rows * b->H * 2);
+    b->a_scale = device_alloc(ctx, a_rows * (b->H / 128) * 4);
+    b->src2dst = device_alloc(ctx, (size_t)T * b->K * 4);
+    b->masked_m = device_alloc(ctx, (size_t)b->E * 4);
+    b->m_indices = device_alloc(ctx, (size_t)b->m_capacity * 4);
+    b->flags = device_alloc(ctx, 4);
+    BENCH_CHECK(mf_preprocess_workspace_size(MF_LAYOUT_MASKED, T, b->K, b->E, &b->workspace_bytes));
+    b->workspace = device_alloc(ctx, b->workspace_bytes);
+    b->gate_up = device_random(ctx, rng, rows * 2 * b->N);
+    b->act = device_alloc(ctx, rows * b->N * 2);
+    b->act_scale = device_alloc(ctx, rows * (b->N / 128) * 4);
+    b->down = device_random(ctx, rng, rows * b->H);
+    float *w = malloc(sizeof(float) * (size_t)T * b->K);
+    for (int i = 0; i < T * b->K; i++)
+        w[i] = mf_rng_uniform(rng, 0.0f, 1.0f);
+    b->weights = device_alloc(ctx, sizeof(float) * (size_t)T * b->K);
+    BENCH_CHECK(mf_memcpy_htod(ctx, b->weights, w, sizeof(float) * (size_t)T * b->K));
+    free(w);
+    b->out = device_alloc(ctx, (size_t)T * b->H * 2);
+}
+
+static void teardown(mf_context *ctx, glue_buffers *b)
+{
+    void *all[] = {b->ids, b->hidden, b->a, b->a_scale, b->src2dst, b->masked_m, b->m_indices,
+                   b->flags, b->workspace, b->gate_up, b->act, b->act_scale, b->down, b->weights,
+                   b->out};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        mf_free(ctx, all[i]);
+}
+
+static void report(mf_context *ctx, job *j, const char *model_name, int T, const char *kernel,
+                   double bytes, double copy_gbs, FILE *csv)
+{
+    float us = bench_device_us(ctx, run_job, j, T >= 4096 ? 5 : 20);
+    double gbs = bytes / (us * 1e-6) / 1e9;
+    printf("%-16s %6d  %-28s %10.2f MB %9.2f us %8.1f GB/s %6.1f%%\n", model_name, T, kernel,
+           bytes / 1e6, us, gbs, 100.0 * gbs / copy_gbs);
+    if (csv)
+        fprintf(csv, "%s,%d,%s,%.0f,%.3f,%.1f,%.4f\n", model_name, T, kernel, bytes, us, gbs,
+                gbs / copy_gbs);
+}
+
+static void bench_preprocess(mf_context *ctx, glue_buffers *b, const model *m, double copy_gbs,
+                             FILE *csv)
+{
+    static const struct { const char *name; mf_layout layout; mf_dtype dtype; } variants[] = {
+        {"preprocess masked bf16", MF_LAYOUT_MASKED, MF_DTYPE_BF16},
+        {"preprocess masked e4m3", MF_LAYOUT_MASKED, MF_DTYPE_E4M3},
+        {"preprocess contiguous e4m3", MF_LAYOUT_CONTIGUOUS, MF_DTYPE_E4M3},
+    };
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+        job j = {ctx, 0, {.pre = {
+            .layout = variants[v].layout, .topk_ids = b->ids, .hidden = b->hidden, .tokens = b->T,
+            .topk = b->K, .experts = b->E, .hidden_size = b->H, .a_dtype = variants[v].dtype,
+            .a = b->a, .a_scale = b->a_scale, .src2dst = b->src2dst, .masked_m = b->masked_m,
+            .max_m = b->max_m, .m_indices = b->m_indices, .m_capacity = b->m_capacity,
+            .error_flags = b->flags, .workspace = b->workspace, .workspace_size = b->workspace_bytes}}};
+        int fp8 = variants[v].dtype == MF_DTYPE_E4M3;
+        double row_bytes = fp8 ? b->H + b->H / 128 * 4.0 : b->H * 2.0;
+        double bytes = b->T * (b->K * 8.0 + b->H * 2.0) + b->valid_slots * row_bytes;
+        if (variants[v].layout == MF_LAYOUT_CONTIGUOUS)
+            bytes += b->m_capacity * 4.0;
+        report(ctx, &j, m->name, b->T, variants[v].name, bytes, copy_gbs, csv);
+    }
+}
+
+static void bench_silu(mf_context *ctx, glue_buffers *b, const model *m, double copy_gbs, FILE *csv)
+{
+    /* masked_m from the last preprocess: the real per-expert counts */
+    for (int fp8 = 0; fp8 < 2; fp8++) {
+        job j = {ctx, 1, {.silu = {
+            .layout = MF_LAYOUT_MASKED, .input = b->gate_up, .output = b->act,
+            .masked_m = b->masked_m, .experts = b->E, .max_m = b->max_m, .n = b->N,
+            .expected_m = mf_expected_m(b->T, b->K, b->E),
+            .out_dtype = fp8 ? MF_DTYPE_E4M3 : MF_DTYPE_BF16,
+            .out_scale = fp8 ? b->act_scale : NULL}}};
+        double out_row = fp8 ? b->N + b->N / 128 * 4.0 : b->N * 2.0;
+        double bytes = b->valid_slots * (b->N * 4.0 + out_row) + b->E * 4.0;
+        report(ctx, &j, m->name, b->T, fp8 ? "silu_mul masked e4m3" : "silu_mul masked bf16",
+               bytes, copy_gbs, csv);
+    }
+}
+
+static void bench_combine(mf_context *ctx, glue_buffers *b, const model *m, double copy_gbs,
+                          FILE *csv)
+{
+    job j = {ctx, 2, {.comb = {
+        .d = b->down, .d_rows = (int64_t)b->E * b->max_m, .src2dst = b->src2dst,
+        .topk_weights = b->weights, .out = b->out, .tokens = b->T, .topk = b->K,
+        .hidden_size = b->H, .error_flags = b->flags}}};
+    double bytes = b->valid_slots * (b->H * 2.0 + 8.0) + b->T * b->H * 2.0;
+    report(ctx, &j, m->name, b->T, "combine", bytes, copy_gbs, csv);
+}
+
+int main(int argc, char **argv)
+{
+    FILE *csv = NULL;
+    if (argc == 3 && strcmp(argv[1], "--csv") == 0 && !(csv = fopen(argv[2], "w"))) {
+        perror(argv[2]);
+        return 1;
+    }
+    mf_context *ctx;
+    mf_status s = mf_context_create(0, &ctx);
+    if (s != MF_OK) {
+        printf("bench_glue: no GPU to run on (%s: %s)\n", mf_status_string(s), mf_last_error());
+        return 0;
+    }
+    mf_device_info info;
+    mf_context_info(ctx, &info);
+    double copy_gbs = bench_copy_ceiling_gbs(ctx, (size_t)1 << 30);
+    printf("device: %s (%s, %d SMs); device-to-device copy: %.1f GB/s (read + write)\n",
+           info.name, info.arch, info.sm_count, copy_gbs);
+    printf("%-16s %6s  %-28s %13s %12s %13s %7s\n", "model", "T", "kernel", "bytes", "time",
+           "bandwidth", "of copy");
+    if (csv)
+        fprintf(csv, "model,tokens,kernel,bytes,us,gbs,fraction_of_copy\n");
+    static const model deepseek = {"DeepSeek-V3", 7168, 2048, 256, 8};
+    static const model qwen = {"Qwen3-30B-A3B", 2048, 768, 128, 8};
+    struct { const model *m; int T; } runs[] = {{&deepseek, 1}, {&deepseek, 64}, {&deepseek, 512},
+                                                 {&deepseek, 4096}, {&deepseek, 16384},
+                                                 {&qwen, 16384}};
+    mf_rng rng;
+    mf_rng_init(&rng, mf_rng_seed_from_time());
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        glue_buffers b;
+        setup(ctx, &rng, runs[i].m, runs[i].T, &b);
+        bench_preprocess(ctx, &b, runs[i].m, copy_gbs, csv);
+        bench_silu(ctx, &b, runs[i].m, copy_gbs, csv);
+        bench_combine(ctx, &b, runs[i].m, copy_gbs, csv);
+        teardown(ctx, &b);
+    }
+    if (csv)
+        fclose(csv);
+    mf_context_destroy(ctx);
+    return 0;
+}

@@ -1,0 +1,274 @@
+/* Preprocess op: validation, workspace layout, the one- or three-launch plan. */
+#include "error.h"
+#include "op_common.h"
+#include "op_specs.h"
+
+#include <stdio.h>
+#include <string.h>
+
+enum {
+    PRE_BLOCK = 256,
+    PRE_WARPS = PRE_BLOCK / 32,
+    PRE_CHUNK = MF_PREPROCESS_FUSED_SLOTS, /* slots ranked by one block */
+    PRE_MAX_TOPK = 32,
+    PRE_MAX_EXPERTS = 1024,
+    PRE_DEFAULT_ALIGN = 128
+};
+
+/* Kernel parameter structs: the same members, in the same order, as
+ * mf_routing and mf_outputs in templates/preprocess.cu. */
+typedef struct routing_param {
+    const int32_t *topk_ids;
+    int slots, topk, experts;
+} routing_param;
+
+typedef struct outputs_param {
+    const void *hidden;
+    int hidden_size;
+    void *a;
+    float *a_scale;
+    int32_t *src2dst;
+    int32_t *masked_m;
+    int max_m;
+    int32_t *m_indices;
+    int m_capacity;
+    int align;
+    int32_t *error_flags;
+} outputs_param;
+
+/* Workspace of the three-launch path, each part 256-byte aligned. */
+typedef struct workspace_layout {
+    size_t local_rank, hist, totals, seg, total;
+} workspace_layout;
+
+static size_t round256(size_t n)
+{
+    return (n + 255) & ~(size_t)255;
+}
+
+static workspace_layout plan_workspace(int64_t slots, int experts)
+{
+    workspace_layout w = {0, 0, 0, 0, 0};
+    if (slots <= PRE_CHUNK)
+        return w;
+    int64_t chunks = (slots + PRE_CHUNK - 1) / PRE_CHUNK;
+    w.hist = round256((size_t)slots * 4);
+    w.totals = w.hist + round256((size_t)(chunks * experts) * 4);
+    w.seg = w.totals + round256((size_t)experts * 4);
+    w.total = w.seg + round256((size_t)(experts + 1) * 4);
+    return w;
+}
+
+static mf_status check_sizes(int tokens, int topk, int experts)
+{
+    if (tokens < 0 || topk < 1 || topk > PRE_MAX_TOPK || experts < 1 || experts > PRE_MAX_EXPERTS)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT,
+                       "preprocess: tokens = %d, topk = %d, experts = %d (need tokens >= 0, "
+                       "topk in [1, %d], experts in [1, %d])", tokens, topk, experts,
+                       PRE_MAX_TOPK, PRE_MAX_EXPERTS);
+    if ((int64_t)tokens * topk > INT32_MAX / 2)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess: tokens * topk = %lld too large",
+                       (long long)tokens * topk);
+    return MF_OK;
+}
+
+mf_status mf_preprocess_workspace_size(mf_layout layout, int tokens, int topk, int experts,
+                                       size_t *bytes)
+{
+    if (!bytes)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_preprocess_workspace_size: bytes is NULL");
+    if (layout != MF_LAYOUT_MASKED && layout != MF_LAYOUT_CONTIGUOUS)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess: layout %d unknown", (int)layout);
+    MF_TRY(check_sizes(tokens, topk, experts));
+    *bytes = plan_workspace((int64_t)tokens * topk, experts).total;
+    return MF_OK;
+}
+
+mf_status mf_contiguous_capacity(int tokens, int topk, int experts, int align, int *rows)
+{
+    if (!rows)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_contiguous_capacity: rows is NULL");
+    MF_TRY(check_sizes(tokens, topk, experts));
+    align = align ? align : PRE_DEFAULT_ALIGN;
+    if (align < 1 || align > 1024 || (align & (align - 1)))
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess: align = %d must be a power of two "
+                       "in [1, 1024]", align);
+    int64_t worst = (int64_t)tokens * topk + (int64_t)experts * (align - 1);
+    worst = (worst + align - 1) / align * align;
+    if (worst > INT32_MAX)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess: %lld contiguous rows overflow int32",
+                       (long long)worst);
+    *rows = (int)worst;
+    return MF_OK;
+}
+
+int mf_expected_m(int tokens, int topk, int experts)
+{
+    if (tokens <= 0 || topk <= 0 || experts <= 0)
+        return 1;
+    int64_t m = ((int64_t)tokens * topk + experts - 1) / experts;
+    return m < 1 ? 1 : (int)m;
+}
+
+static mf_status check_pointers(const mf_preprocess_args *a, int fp8)
+{
+    if (!a->topk_ids || !a->hidden || !a->a || !a->src2dst || (fp8 && !a->a_scale))
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT,
+                       "preprocess: topk_ids, hidden, a, src2dst%s is NULL", fp8 ? " or a_scale" : "");
+    if (mf_misaligned16(a->hidden) || mf_misaligned16(a->a))
+        return MF_FAIL(MF_ERR_MISALIGNED, "preprocess: hidden or a not 16-byte aligned");
+    if (((uintptr_t)a->topk_ids | (uintptr_t)a->src2dst | (uintptr_t)a->a_scale |
+         (uintptr_t)a->masked_m | (uintptr_t)a->m_indices | (uintptr_t)a->error_flags) & 3)
+        return MF_FAIL(MF_ERR_MISALIGNED, "preprocess: an int32/fp32 array is not 4-byte aligned");
+    return MF_OK;
+}
+
+static mf_status check_layout(const mf_preprocess_args *a)
+{
+    if (a->layout == MF_LAYOUT_MASKED) {
+        if (!a->masked_m || a->max_m < 1)
+            return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess (masked): masked_m is NULL or "
+                           "max_m = %d < 1", a->max_m);
+        if ((int64_t)a->experts * a->max_m > INT32_MAX)
+            return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess (masked): experts * max_m = %lld "
+                           "rows overflow int32 src2dst", (long long)a->experts * a->max_m);
+        return MF_OK;
+    }
+    if (a->layout != MF_LAYOUT_CONTIGUOUS)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess: layout %d unknown", (int)a->layout);
+    int needed;
+    MF_TRY(mf_contiguous_capacity(a->tokens, a->topk, a->experts, a->align, &needed));
+    if (!a->m_indices || a->m_capacity < needed)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess (contiguous): m_indices is NULL or "
+                       "m_capacity = %d < %d rows (worst case T*K + E*(align-1), aligned)",
+                       a->m_capacity, needed);
+    return MF_OK;
+}
+
+static mf_status validate(const mf_context *ctx, const mf_preprocess_args *a)
+{
+    if (!a)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_preprocess: args is NULL");
+    MF_TRY(check_sizes(a->tokens, a->topk, a->experts));
+    if (a->a_dtype != MF_DTYPE_BF16 && a->a_dtype != MF_DTYPE_E4M3)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess: a_dtype %d is not bf16 or e4m3",
+                       (int)a->a_dtype);
+    int fp8 = a->a_dtype == MF_DTYPE_E4M3;
+    if (a->ue8m0 && !fp8)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess: ue8m0 scales need a_dtype e4m3");
+    if (a->hidden_size < 8 || a->hidden_size % (fp8 ? 128 : 8))
+        return MF_FAIL(a->hidden_size < 8 ? MF_ERR_INVALID_ARGUMENT : MF_ERR_MISALIGNED,
+                       "preprocess: hidden_size = %d must be a positive multiple of %d",
+                       a->hidden_size, fp8 ? 128 : 8);
+    MF_TRY(check_pointers(a, fp8));
+    MF_TRY(check_layout(a));
+    size_t needed = plan_workspace((int64_t)a->tokens * a->topk, a->experts).total;
+    if (needed && (!a->workspace || a->workspace_size < needed || mf_misaligned16(a->workspace)))
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess: workspace %p of %zu bytes, need %zu "
+                       "bytes 16-byte aligned (mf_preprocess_workspace_size)", a->workspace,
+                       a->workspace_size, needed);
+    if (!ctx)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_preprocess: ctx is NULL");
+    return MF_OK;
+}
+
+/* Spec of one stage; copying stages carry the dtype, all but rank the layout. */
+mf_status mf_preprocess_spec(mf_layout layout, mf_dtype a_dtype, int ue8m0, const char *stage,
+                             mf_spec *spec)
+{
+    *spec = (mf_spec){.family = "preprocess"};
+    MF_TRY(mf_spec_set(spec, "stage", stage));
+    MF_TRY(mf_spec_set_int(spec, "block", PRE_BLOCK));
+    if (strcmp(stage, "rank") != 0)
+        MF_TRY(mf_spec_set(spec, "layout", layout == MF_LAYOUT_MASKED ? "masked" : "contiguous"));
+    if (strcmp(stage, "fused") == 0 || strcmp(stage, "scatter") == 0) {
+        MF_TRY(mf_spec_set(spec, "dtype", a_dtype == MF_DTYPE_E4M3 ? "e4m3" : "bf16"));
+        MF_TRY(mf_spec_set_int(spec, "ue8m0", ue8m0 ? 1 : 0));
+    }
+    return MF_OK;
+}
+
+static mf_status stage_kernel(mf_context *ctx, const mf_preprocess_args *a, const char *stage,
+                              mf_kernel **k)
+{
+    mf_spec spec;
+    MF_TRY(mf_preprocess_spec(a->layout, a->a_dtype, a->ue8m0, stage, &spec));
+    return mf_op_kernel(ctx, &spec, k);
+}
+
+static unsigned segment_smem(const mf_preprocess_args *a)
+{
+    return a->layout == MF_LAYOUT_CONTIGUOUS ? (unsigned)(2 * a->experts + 1) * 4 : 0;
+}
+
+/* Few tokens: cut each row into slices (whole 128-column groups) so that about
+ * two blocks per SM copy, each slice at most one pass of the block's threads.
+ * Contiguous: enough extra slices that each thread fills at most 4 m_indices. */
+static void plan_slices(const mf_context *ctx, const mf_preprocess_args *a, int *slices,
+                        int *vectors_per_slice)
+{
+    int nvec = a->hidden_size / 8;
+    int want = (2 * ctx->info.sm_count + a->tokens - 1) / a->tokens;
+    int most = (nvec + PRE_BLOCK - 1) / PRE_BLOCK;
+    int n = want < most ? want : most;
+    n = n < 1 ? 1 : n;
+    int per = (nvec + n - 1) / n;
+    *vectors_per_slice = (per + 15) / 16 * 16;
+    *slices = (nvec + *vectors_per_slice - 1) / *vectors_per_slice;
+    if (a->layout == MF_LAYOUT_CONTIGUOUS) {
+        int64_t rows_per_slice = (int64_t)a->tokens * PRE_BLOCK * 4;
+        int fill = (int)((a->m_capacity + rows_per_slice - 1) / rows_per_slice);
+        *slices = fill > *slices ? fill : *slices;
+    }
+}
+
+static mf_status launch_fused(mf_context *ctx, const mf_preprocess_args *a, routing_param *r,
+                              outputs_param *o, mf_stream stream)
+{
+    mf_kernel *k;
+    MF_TRY(stage_kernel(ctx, a, "fused", &k));
+    unsigned smem = (unsigned)(PRE_WARPS + 1) * (unsigned)a->experts * 4 + segment_smem(a);
+    int slices, vectors_per_slice;
+    plan_slices(ctx, a, &slices, &vectors_per_slice);
+    void *params[] = {r, o, &vectors_per_slice};
+    return mf_kernel_launch(ctx, k, (unsigned)a->tokens, (unsigned)slices, 1, PRE_BLOCK, smem,
+                            stream, params);
+}
+
+static mf_status launch_chunked(mf_context *ctx, const mf_preprocess_args *a, routing_param *r,
+                                outputs_param *o, mf_stream stream)
+{
+    mf_kernel *rank, *scan, *scatter;
+    MF_TRY(stage_kernel(ctx, a, "rank", &rank));
+    MF_TRY(stage_kernel(ctx, a, "scan", &scan));
+    MF_TRY(stage_kernel(ctx, a, "scatter", &scatter));
+    workspace_layout w = plan_workspace(r->slots, a->experts);
+    char *ws = a->workspace;
+    int32_t *local_rank = (int32_t *)(ws + w.local_rank), *hist = (int32_t *)(ws + w.hist);
+    int32_t *totals = (int32_t *)(ws + w.totals), *seg = (int32_t *)(ws + w.seg);
+    int chunks = (r->slots + PRE_CHUNK - 1) / PRE_CHUNK;
+
+    void *rank_params[] = {r, &local_rank, &hist, &o->error_flags};
+    MF_TRY(mf_kernel_launch(ctx, rank, (unsigned)chunks, 1, 1, PRE_BLOCK,
+                            (unsigned)(PRE_WARPS + 1) * (unsigned)a->experts * 4, stream,
+                            rank_params));
+    void *scan_params[] = {r, &chunks, &hist, &totals, &seg, o};
+    MF_TRY(mf_kernel_launch(ctx, scan, 1, 1, 1, PRE_BLOCK, segment_smem(a), stream, scan_params));
+    void *scatter_params[] = {r, &local_rank, &hist, &totals, &seg, o};
+    return mf_kernel_launch(ctx, scatter, (unsigned)a->tokens, 1, 1, PRE_BLOCK, 0, stream,
+                            scatter_params);
+}
+
+mf_status mf_preprocess(mf_context *ctx, const mf_preprocess_args *args, mf_stream stream)
+{
+    MF_TRY(validate(ctx, args));
+    if (args->tokens == 0)
+        return MF_OK;
+    routing_param r = {args->topk_ids, args->tokens * args->topk, args->topk, args->experts};
+    outputs_param o = {args->hidden, args->hidden_size, args->a, args->a_scale, args->src2dst,
+                       args->masked_m, args->max_m, args->m_indices, args->m_capacity,
+                       args->align ? args->align : PRE_DEFAULT_ALIGN, args->error_flags};
+    if (r.slots <= PRE_CHUNK)
+        return launch_fused(ctx, args, &r, &o, stream);
+    return launch_chunked(ctx, args, &r, &o, stream);
+}

@@ -1,0 +1,396 @@
+$ -- Preprocess: route the (token, k) slots to experts and build the GEMM input.
+$ -- Parameters: entry, stage, block (threads), layout (masked|contiguous, not for rank);
+$ -- stage fused|scatter also take dtype (bf16|e4m3) and ue8m0 (0|1).
+$ --   fused    T*K <= 1024: every block ranks all slots in shared memory, then
+$ --            copies its token (one launch in all).
+$ --   rank     one block per 1024-slot chunk: in-chunk ranks + chunk histogram.
+$ --   scan     one block: per-expert exclusive prefix over chunks, masked_m or
+$ --            the contiguous segment starts.
+$ --   scatter  one block per token: final rows, src2dst, copy/quantize, m_indices.
+$ -- Ranks are deterministic: slot s = t*K + k gets the number of earlier valid
+$ -- slots of its expert, counted per warp with __match_any_sync and summed in
+$ -- warp order, never with order-dependent atomics.
+$ assert(stage == "fused" or stage == "rank" or stage == "scan" or stage == "scatter", "preprocess: bad stage")
+$ local contiguous = params.layout == "contiguous"
+$ assert(stage == "rank" or params.layout == "masked" or contiguous, "preprocess: bad layout")
+$ assert(block % 32 == 0 and block <= 1024, "preprocess: block must be a multiple of 32, <= 1024")
+$ local copies = stage == "fused" or stage == "scatter"
+$ local fp8 = copies and dtype == "e4m3"
+$ if copies then
+$   assert(dtype == "bf16" or dtype == "e4m3", "preprocess: dtype must be bf16 or e4m3")
+$   assert(not (ue8m0 == 1 and dtype ~= "e4m3"), "preprocess: ue8m0 needs dtype=e4m3")
+$ end
+$ include("common.cuh")
+$ if fp8 then include("fp8.cuh") end
+
+#define MF_CHUNK 1024
+#define MF_BLOCK $(block)
+#define MF_WARPS ($(block) / 32)
+#define MF_MAX_TOPK 32
+#define MF_ERR_BAD_EXPERT_ID 1
+#define MF_ERR_DUPLICATE_ID 2
+#define MF_ERR_CAPACITY 4
+
+// What every stage is told about the routing problem.
+struct mf_routing {
+    const int *topk_ids; // [T, K]
+    int slots;           // T * K
+    int topk;
+    int experts;
+};
+
+// Expert of slot s, or -1 when the slot is skipped: id -1, an id outside
+// [-1, E) (flagged), or an id already used by an earlier k of the token (flagged).
+__device__ __forceinline__ int mf_slot_expert(const mf_routing &r, int s, int &flags)
+{
+    const int e = r.topk_ids[s];
+    if (e < -1 || e >= r.experts) {
+        flags |= MF_ERR_BAD_EXPERT_ID;
+        return -1;
+    }
+    if (e < 0)
+        return -1;
+    const int k = s % r.topk;
+    for (int j = 1; j <= k; j++)
+        if (r.topk_ids[s - j] == e) {
+            flags |= MF_ERR_DUPLICATE_ID;
+            return -1;
+        }
+    return e;
+}
+
+__device__ __forceinline__ void mf_raise(int *error_flags, int flags)
+{
+    if (flags && error_flags)
+        atomicOr(error_flags, flags);
+}
+
+$ if stage ~= "scan" then
+// Ranks slots [begin, end) in order. warp_counts [MF_WARPS][E] must be zero on
+// entry (it is left zero); base [E] holds the running count per expert and is
+// advanced. rank[s - begin] = in-range rank or -1; expert likewise.
+__device__ void mf_rank_range(const mf_routing &r, int begin, int end, int *warp_counts,
+                              int *base, int *rank, int *expert, int &flags)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int round = begin; round < end; round += MF_BLOCK) {
+        const int s = round + threadIdx.x;
+        const int e = s < end ? mf_slot_expert(r, s, flags) : -1;
+        const unsigned peers = __match_any_sync(0xffffffffu, e);
+        const int lrank = __popc(peers & ((1u << lane) - 1u));
+        const bool leader = e >= 0 && lrank == 0;
+        if (leader)
+            warp_counts[warp * r.experts + e] = __popc(peers);
+        __syncthreads();
+        int my_rank = -1;
+        if (e >= 0) {
+            my_rank = base[e] + lrank;
+            for (int w = 0; w < warp; w++)
+                my_rank += warp_counts[w * r.experts + e];
+        }
+        __syncthreads();
+        if (leader) {
+            atomicAdd(&base[e], __popc(peers)); // a sum: the order does not matter
+            warp_counts[warp * r.experts + e] = 0;
+        }
+        if (s < end) {
+            rank[s - begin] = my_rank;
+            expert[s - begin] = e;
+        }
+        __syncthreads();
+    }
+}
+
+__device__ void mf_zero_shared(int *p, int n)
+{
+    for (int i = threadIdx.x; i < n; i += MF_BLOCK)
+        p[i] = 0;
+    __syncthreads();
+}
+$ end
+
+$ if contiguous and stage ~= "rank" then
+// Exclusive prefix over experts of the aligned segment sizes (Hillis-Steele in
+// shared memory; E <= 1024). seg[e] = first row of expert e, seg[E] = end.
+__device__ void mf_segment_starts(const int *totals, int experts, int align, int *seg, int *tmp)
+{
+    for (int e = threadIdx.x; e < experts; e += MF_BLOCK)
+        tmp[e] = (totals[e] + align - 1) / align * align;
+    __syncthreads();
+    int *in = tmp, *out = seg + 1;
+    for (int offset = 1; offset < experts; offset <<= 1) {
+        for (int e = threadIdx.x; e < experts; e += MF_BLOCK)
+            out[e] = in[e] + (e >= offset ? in[e - offset] : 0);
+        __syncthreads();
+        int *t = in;
+        in = out;
+        out = t;
+    }
+    for (int e = threadIdx.x; e < experts; e += MF_BLOCK)
+        seg[e + 1] = in[e]; // inclusive sums, shifted by one: exclusive starts
+    if (threadIdx.x == 0)
+        seg[0] = 0;
+    __syncthreads();
+}
+
+// m_indices for rows [first, m_capacity) with stride: expert of the segment the
+// row falls in, -1 for alignment padding and rows past the last segment.
+__device__ void mf_fill_m_indices(int *m_indices, int m_capacity, const int *seg,
+                                  const int *totals, int experts, long long first, long long stride)
+{
+    for (long long row = first; row < m_capacity; row += stride) {
+        int lo = 0, hi = experts; // last e with seg[e] <= row
+        while (hi - lo > 1) {
+            const int mid = (lo + hi) >> 1;
+            if (seg[mid] <= row)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        m_indices[row] = row < (long long)seg[lo] + totals[lo] ? lo : -1;
+    }
+}
+$ end
+
+$ if copies then
+// Destination of one slot: row index into a (masked: e * max_m + r), or -1.
+struct mf_destination {
+    int row;    // -1: skipped
+    int expert;
+    int rank;
+};
+
+$ if fp8 then
+// Scale index of (destination, 128-column group g) in the MN-major layout.
+__device__ __forceinline__ long long mf_scale_index(const mf_destination &d, int g, int groups,
+                                                    int max_m, int m_capacity)
+{
+$   if contiguous then
+    return (long long)g * m_capacity + d.row;
+$   else
+    return ((long long)d.expert * groups + g) * max_m + d.rank;
+$   end
+}
+$ end
+
+// Copies (bf16) or quantizes once and writes K times (e4m3) the 16-byte
+// vectors [first, end) of one token's row; first is a multiple of 16 (a group).
+// `prefetched` (or NULL) holds this thread's vector of the first pass, loaded
+// early by the caller so its latency hides behind the ranking.
+__device__ void mf_copy_token(const mf_bf16x8 *__restrict__ row, int hidden_size, int first,
+                              int end, const mf_bf16x8 *prefetched, const mf_destination *dst,
+                              int topk, void *__restrict__ a, float *__restrict__ a_scale,
+                              int max_m, int m_capacity)
+{
+    const int nvec = hidden_size / 8;
+    for (int base = first; base < end; base += MF_BLOCK) {
+        const int v = base + threadIdx.x;
+        const bool in_range = v < end;
+        mf_bf16x8 x;
+        if (in_range)
+            x = base == first && prefetched ? *prefetched : row[v];
+$ if fp8 then
+        float f[8], amax = 0.0f;
+        if (in_range) {
+            mf_unpack_bf16x8(x, f);
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+                amax = fmaxf(amax, fabsf(f[i]));
+        }
+        amax = mf_group16_amax(amax); // every lane of the warp takes part
+        if (!in_range)
+            continue;
+        const float scale = mf_fp8_scale(amax, $(ue8m0 == 1 and "true" or "false"));
+        const uint2 q = mf_quantize8(f, scale);
+        for (int k = 0; k < topk; k++) {
+            if (dst[k].row < 0)
+                continue;
+            ((uint2 *)a)[(long long)dst[k].row * nvec + v] = q;
+            if ((threadIdx.x & 15) == 0)
+                a_scale[mf_scale_index(dst[k], v / 16, hidden_size / 128, max_m, m_capacity)] = scale;
+        }
+$ else
+        if (!in_range)
+            continue;
+        for (int k = 0; k < topk; k++)
+            if (dst[k].row >= 0)
+                ((mf_bf16x8 *)a)[(long long)dst[k].row * nvec + v] = x;
+$ end
+    }
+}
+
+// Turns (expert, rank) into the slot's row, flagging rows past the capacity.
+__device__ __forceinline__ mf_destination mf_place(int e, int rank, const int *seg, int max_m,
+                                                   int m_capacity, int &flags)
+{
+    mf_destination d = {-1, e, rank};
+    if (e < 0)
+        return d;
+$ if contiguous then
+    const long long row = (long long)seg[e] + rank;
+    if (row >= m_capacity)
+        flags |= MF_ERR_CAPACITY;
+    else
+        d.row = (int)row;
+$ else
+    if (rank >= max_m)
+        flags |= MF_ERR_CAPACITY;
+    else
+        d.row = e * max_m + rank;
+$ end
+    return d;
+}
+$ end
+
+// Outputs and sizes shared by the copying stages.
+struct mf_outputs {
+    const mf_bf16x8 *hidden; // [T, H]
+    int hidden_size;
+    void *a;
+    float *a_scale;
+    int *src2dst;
+    int *masked_m;
+    int max_m;
+    int *m_indices;
+    int m_capacity;
+    int align;
+    int *error_flags;
+};
+
+$ if stage == "fused" then
+// Grid: x = token, y = slice of the row (so that tiny T still fills the GPU;
+// slices past the row only help fill m_indices); T*K <= MF_CHUNK. Every block ranks all slots from a shared-memory copy of the
+// ids. Dynamic shared memory: (MF_WARPS + 1) * E ints (+ 2 * E + 1 contiguous).
+extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing r, const mf_outputs o,
+                                                                 int vectors_per_slice)
+{
+    extern __shared__ int smem[];
+    __shared__ int ids[MF_CHUNK], rank[MF_CHUNK], expert[MF_CHUNK];
+    __shared__ mf_destination dst[MF_MAX_TOPK];
+    int *warp_counts = smem, *base = smem + MF_WARPS * r.experts;
+    int flags = 0;
+    for (int s = threadIdx.x; s < r.slots; s += MF_BLOCK)
+        ids[s] = r.topk_ids[s];
+    mf_zero_shared(smem, (MF_WARPS + 1) * r.experts);
+    const int token = blockIdx.x;
+    const int first = blockIdx.y * vectors_per_slice;
+    const int end = min(first + vectors_per_slice, o.hidden_size / 8);
+    const mf_bf16x8 *row = o.hidden + (long long)token * (o.hidden_size / 8);
+    mf_bf16x8 prefetched;
+    if (first + (int)threadIdx.x < end)
+        prefetched = row[first + threadIdx.x];
+    mf_routing shared_routing = r;
+    shared_routing.topk_ids = ids;
+    mf_rank_range(shared_routing, 0, r.slots, warp_counts, base, rank, expert, flags);
+    const bool first_slice = blockIdx.y == 0;
+    const long long block_id = (long long)blockIdx.y * gridDim.x + blockIdx.x;
+$ if contiguous then
+    int *seg = base + r.experts, *tmp = seg + r.experts + 1;
+    mf_segment_starts(base, r.experts, o.align, seg, tmp);
+    mf_fill_m_indices(o.m_indices, o.m_capacity, seg, base, r.experts,
+                      block_id * MF_BLOCK + threadIdx.x, (long long)gridDim.x * gridDim.y * MF_BLOCK);
+$ else
+    const int *seg = nullptr;
+    if (block_id == 0)
+        for (int e = threadIdx.x; e < r.experts; e += MF_BLOCK)
+            o.masked_m[e] = min(base[e], o.max_m);
+$ end
+    if (threadIdx.x < r.topk) {
+        const int s = token * r.topk + threadIdx.x;
+        dst[threadIdx.x] = mf_place(expert[s], rank[s], seg, o.max_m, o.m_capacity, flags);
+        if (first_slice)
+            o.src2dst[s] = dst[threadIdx.x].row;
+    }
+    __syncthreads();
+    mf_copy_token(row, o.hidden_size, first, end, &prefetched, dst, r.topk, o.a, o.a_scale,
+                  o.max_m, o.m_capacity);
+    // Every block saw every id: one block reports them; slice 0 its placements.
+    mf_raise(o.error_flags, block_id == 0 ? flags : first_slice ? flags & MF_ERR_CAPACITY : 0);
+}
+$ end
+
+$ if stage == "rank" then
+// Grid: one block per MF_CHUNK slots. local_rank [T*K] gets the in-chunk rank
+// (-1: skipped); hist [chunks, E] the chunk's count per expert.
+// Dynamic shared memory: (MF_WARPS + 1) * E ints.
+extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing r, int *local_rank,
+                                                                 int *hist, int *error_flags)
+{
+    extern __shared__ int smem[];
+    __shared__ int expert[MF_CHUNK];
+    int *warp_counts = smem, *base = smem + MF_WARPS * r.experts;
+    int flags = 0;
+    mf_zero_shared(smem, (MF_WARPS + 1) * r.experts);
+    const int begin = blockIdx.x * MF_CHUNK, end = min(begin + MF_CHUNK, r.slots);
+    mf_rank_range(r, begin, end, warp_counts, base, local_rank + begin, expert, flags);
+    for (int e = threadIdx.x; e < r.experts; e += MF_BLOCK)
+        hist[(long long)blockIdx.x * r.experts + e] = base[e];
+    mf_raise(error_flags, flags);
+}
+$ end
+
+$ if stage == "scan" then
+// One block: hist [chunks, E] becomes the exclusive prefix over chunks (in
+// place); totals [E]; masked_m, or the segment starts seg [E + 1].
+// Dynamic shared memory: contiguous 2 * E + 1 ints.
+extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing r, int chunks,
+                                                                 int *hist, int *totals, int *seg,
+                                                                 const mf_outputs o)
+{
+    for (int e = threadIdx.x; e < r.experts; e += MF_BLOCK) {
+        int running = 0;
+        for (int c0 = 0; c0 < chunks; c0 += 16) { // 16 loads in flight, then 16 stores
+            int count[16];
+#pragma unroll
+            for (int i = 0; i < 16; i++)
+                count[i] = c0 + i < chunks ? hist[(long long)(c0 + i) * r.experts + e] : 0;
+#pragma unroll
+            for (int i = 0; i < 16; i++)
+                if (c0 + i < chunks) {
+                    hist[(long long)(c0 + i) * r.experts + e] = running;
+                    running += count[i];
+                }
+        }
+        totals[e] = running;
+$ if not contiguous then
+        o.masked_m[e] = min(running, o.max_m);
+$ end
+    }
+$ if contiguous then
+    extern __shared__ int smem[];
+    __syncthreads();
+    int *s_seg = smem, *tmp = smem + r.experts + 1;
+    mf_segment_starts(totals, r.experts, o.align, s_seg, tmp);
+    for (int e = threadIdx.x; e <= r.experts; e += MF_BLOCK)
+        seg[e] = s_seg[e];
+$ end
+}
+$ end
+
+$ if stage == "scatter" then
+// Grid: one block per token (and the m_indices rows, grid-strided).
+extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing r, const int *local_rank,
+                                                                 const int *prefix, const int *totals,
+                                                                 const int *seg, const mf_outputs o)
+{
+    __shared__ mf_destination dst[MF_MAX_TOPK];
+    const int token = blockIdx.x;
+    int flags = 0;
+$ if contiguous then
+    mf_fill_m_indices(o.m_indices, o.m_capacity, seg, totals, r.experts,
+                      (long long)blockIdx.x * MF_BLOCK + threadIdx.x, (long long)gridDim.x * MF_BLOCK);
+$ end
+    if (threadIdx.x < r.topk) {
+        const int s = token * r.topk + threadIdx.x;
+        const int lr = local_rank[s];
+        const int e = lr >= 0 ? r.topk_ids[s] : -1;
+        const int rank = e >= 0 ? prefix[(long long)(s / MF_CHUNK) * r.experts + e] + lr : -1;
+        dst[threadIdx.x] = mf_place(e, rank, seg, o.max_m, o.m_capacity, flags);
+        o.src2dst[s] = dst[threadIdx.x].row;
+    }
+    __syncthreads();
+    mf_copy_token(o.hidden + (long long)token * (o.hidden_size / 8), o.hidden_size, 0,
+                  o.hidden_size / 8, nullptr, dst, r.topk, o.a, o.a_scale, o.max_m, o.m_capacity);
+    mf_raise(o.error_flags, flags);
+}
+$ end

@@ -1,0 +1,271 @@
+/* GPU suite: preprocess (masked and contiguous, bf16 and e4m3) against the CPU
+ * reference on fresh random routing and hidden states; poisoned outputs and
+ * guard bytes past every output. */
+#include "gpu_support.h"
+#include "preprocess_ref.h"
+
+#include <math.h>
+#include <stdio.h>
+
+enum { POISON = 0xA7, GUARD = 4096 };
+
+typedef enum routing { RANDOM, SKEWED, EXPERT0, ALL_SKIPPED, EVEN_ONLY, HOSTILE } routing;
+
+typedef struct pre_case {
+    int tokens, topk, experts, hidden;
+    int contiguous;
+    mf_dtype dtype;
+    int ue8m0;
+    routing routing;
+    int max_m; /* masked; 0: the largest count + 3 */
+} pre_case;
+
+/* K distinct experts per token drawn by the routing pattern; -1 for some slots. */
+static void make_ids(mf_rng *rng, const pre_case *c, int32_t *ids)
+{
+    for (int t = 0; t < c->tokens; t++)
+        for (int k = 0; k < c->topk; k++) {
+            int32_t *slot = &ids[t * c->topk + k], e;
+            int fresh;
+            do {
+                switch (c->routing) {
+                case SKEWED: e = mf_rng_int(rng, 0, 9) < 8 ? mf_rng_int(rng, 0, 3) : mf_rng_int(rng, 0, c->experts - 1); break;
+                case EXPERT0: e = 0; break;
+                case ALL_SKIPPED: e = -1; break;
+                case EVEN_ONLY: e = 2 * mf_rng_int(rng, 0, (c->experts - 1) / 2); break;
+                case HOSTILE: e = mf_rng_int(rng, -3, c->experts + 2); break;
+                default: e = mf_rng_int(rng, 0, 19) == 0 ? -1 : mf_rng_int(rng, 0, c->experts - 1);
+                }
+                fresh = 1;
+                for (int j = 0; j < k && c->routing != HOSTILE && c->routing != EXPERT0; j++)
+                    fresh &= e < 0 || ids[t * c->topk + j] != e;
+                if (c->routing == SKEWED && k >= 4)
+                    fresh &= e >= 4 || e < 0; /* four hot experts at most once each */
+            } while (!fresh);
+            *slot = e;
+        }
+}
+
+/* Hidden rows with group magnitudes spread over 2^-8..2^8 so scales vary. */
+static void make_hidden(mf_rng *rng, bf16_t *h, size_t rows, int hidden)
+{
+    for (size_t r = 0; r < rows; r++)
+        for (int g = 0; g < hidden; g += 128) {
+            float mag = ldexpf(1.0f, mf_rng_int(rng, -8, 8));
+            int n = hidden - g < 128 ? hidden - g : 128;
+            mf_fill_bf16(rng, h + r * (size_t)hidden + g, (size_t)n, -mag, mag);
+        }
+}
+
+typedef struct device_buffers {
+    void *ids, *hidden, *a, *scale, *src2dst, *meta, *flags, *workspace;
+    size_t a_bytes, scale_bytes, meta_bytes, workspace_bytes;
+} device_buffers;
+
+static void check_guard(mf_context *ctx, void *base, size_t offset, const char *what)
+{
+    uint8_t *g = host_download(ctx, (char *)base + offset, GUARD);
+    for (int i = 0; i < GUARD; i++)
+        cr_assert_eq(g[i], POISON, "guard byte %d past %s changed", i, what);
+    free(g);
+}
+
+static int is_power_of_two(float f)
+{
+    int e;
+    return f > 0 && frexpf(f, &e) == 0.5f;
+}
+
+/* Row content of every placed slot: bf16 copied exactly; e4m3 within 1 ulp and
+ * scales equal to the reference's fp32 scale. */
+static void check_rows(const pre_case *c, const preprocess_ref_shape *s, const bf16_t *hidden,
+                       const int32_t *src2dst, const uint8_t *a, const float *scales)
+{
+    int H = c->hidden, groups = H / 128;
+    uint8_t *q = malloc((size_t)H);
+    float *sc = malloc(sizeof(float) * (size_t)(groups ? groups : 1));
+    for (int slot = 0; slot < c->tokens * c->topk; slot++) {
+        int row = src2dst[slot];
+        if (row < 0)
+            continue;
+        const bf16_t *src = hidden + (size_t)(slot / c->topk) * H;
+        if (c->dtype == MF_DTYPE_BF16) {
+            cr_assert(memcmp(a + (size_t)row * H * 2, src, (size_t)H * 2) == 0,
+                      "slot %d: row %d differs from token %d", slot, row, slot / c->topk);
+            continue;
+        }
+        quantize_row_ref(src, H, c->ue8m0, q, sc);
+        for (int i = 0; i < H; i++) {
+            int d = e4m3_ulp_distance(a[(size_t)row * H + i], q[i]);
+            cr_assert_leq(d, 1, "slot %d row %d col %d: %#x vs %#x", slot, row, i,
+                          a[(size_t)row * H + i], q[i]);
+        }
+        for (int g = 0; g < groups; g++) {
+            size_t at = s->contiguous ? (size_t)g * s->m_capacity + (size_t)row
+                                      : ((size_t)(row / s->max_m) * groups + g) * s->max_m +
+                                            (size_t)(row % s->max_m);
+            cr_assert_eq(scales[at], sc[g], "slot %d group %d: scale %a vs %a", slot, g,
+                         scales[at], sc[g]);
+            if (c->ue8m0)
+                cr_assert(is_power_of_two(scales[at]), "scale %a is not a power of two", scales[at]);
+        }
+    }
+    free(q);
+    free(sc);
+}
+
+static int largest_count(const int32_t *ids, const pre_case *c)
+{
+    int *count = calloc((size_t)c->experts, sizeof(int)), most = 0;
+    for (int i = 0; i < c->tokens * c->topk; i++)
+        if (ids[i] >= 0 && ids[i] < c->experts && ++count[ids[i]] > most)
+            most = count[ids[i]];
+    free(count);
+    return most;
+}
+
+static void *alloc_guarded(mf_context *ctx, size_t bytes)
+{
+    return gpu_alloc_poisoned(ctx, bytes + GUARD, POISON);
+}
+
+static void run_case(const pre_case *c)
+{
+    mf_context *ctx = gpu_context_or_skip();
+    mf_rng rng;
+    uint64_t seed = mf_rng_seed_from_time();
+    mf_rng_init(&rng, seed);
+    cr_log_info("seed %llu: T=%d K=%d E=%d H=%d %s %s%s", (unsigned long long)seed, c->tokens,
+                c->topk, c->experts, c->hidden, c->contiguous ? "contiguous" : "masked",
+                c->dtype == MF_DTYPE_E4M3 ? "e4m3" : "bf16", c->ue8m0 ? " ue8m0" : "");
+    size_t slots = (size_t)c->tokens * c->topk;
+    int32_t *ids = malloc(sizeof(int32_t) * (slots ? slots : 1));
+    bf16_t *hidden = malloc(sizeof(bf16_t) * (size_t)c->hidden * (c->tokens ? c->tokens : 1));
+    make_ids(&rng, c, ids);
+    make_hidden(&rng, hidden, (size_t)c->tokens, c->hidden);
+
+    preprocess_ref_shape s = {c->tokens, c->topk, c->experts, c->contiguous, 0, 128, 0};
+    s.max_m = c->max_m ? c->max_m : largest_count(ids, c) + 3;
+    if (c->contiguous)
+        MF_OK_OR_FAIL(mf_contiguous_capacity(c->tokens, c->topk, c->experts, 128, &s.m_capacity));
+    size_t rows = c->contiguous ? (size_t)s.m_capacity : (size_t)c->experts * s.max_m;
+    size_t elem = c->dtype == MF_DTYPE_E4M3 ? 1 : 2, groups = (size_t)c->hidden / 128;
+    size_t meta_n = c->contiguous ? (size_t)s.m_capacity : (size_t)c->experts;
+    int32_t *want_src2dst = malloc(sizeof(int32_t) * (slots ? slots : 1));
+    int32_t *want_meta = malloc(sizeof(int32_t) * meta_n);
+    int want_flags = preprocess_route_ref(&s, ids, want_src2dst, c->contiguous ? NULL : want_meta,
+                                          c->contiguous ? want_meta : NULL);
+
+    device_buffers d = {0};
+    d.ids = gpu_upload(ctx, ids, slots * 4);
+    d.hidden = gpu_upload(ctx, hidden, (size_t)c->tokens * c->hidden * 2);
+    d.a_bytes = rows * c->hidden * elem;
+    d.scale_bytes = c->dtype == MF_DTYPE_E4M3 ? rows * groups * 4 : 0;
+    d.meta_bytes = meta_n * 4;
+    d.a = alloc_guarded(ctx, d.a_bytes);
+    d.scale = alloc_guarded(ctx, d.scale_bytes);
+    d.src2dst = alloc_guarded(ctx, slots * 4);
+    d.meta = alloc_guarded(ctx, d.meta_bytes);
+    d.flags = gpu_alloc_poisoned(ctx, 4, 0);
+    mf_layout layout = c->contiguous ? MF_LAYOUT_CONTIGUOUS : MF_LAYOUT_MASKED;
+    MF_OK_OR_FAIL(mf_preprocess_workspace_size(layout, c->tokens, c->topk, c->experts,
+                                               &d.workspace_bytes));
+    d.workspace = alloc_guarded(ctx, d.workspace_bytes);
+
+    mf_preprocess_args args = {
+        .layout = layout, .topk_ids = d.ids, .hidden = d.hidden, .tokens = c->tokens,
+        .topk = c->topk, .experts = c->experts, .hidden_size = c->hidden, .a_dtype = c->dtype,
+        .ue8m0 = c->ue8m0, .a = d.a, .a_scale = c->dtype == MF_DTYPE_E4M3 ? d.scale : NULL,
+        .src2dst = d.src2dst, .masked_m = c->contiguous ? NULL : d.meta, .max_m = s.max_m,
+        .m_indices = c->contiguous ? d.meta : NULL, .m_capacity = s.m_capacity,
+        .error_flags = d.flags, .workspace = d.workspace, .workspace_size = d.workspace_bytes};
+    MF_OK_OR_FAIL(mf_preprocess(ctx, &args, NULL));
+    MF_OK_OR_FAIL(mf_stream_synchronize(ctx, NULL));
+
+    int32_t *src2dst = host_download(ctx, d.src2dst, slots * 4);
+    int32_t *meta = host_download(ctx, d.meta, d.meta_bytes);
+    int32_t flags;
+    MF_OK_OR_FAIL(mf_error_flags_read(ctx, d.flags, &flags));
+    cr_assert_eq(flags, c->tokens ? want_flags : 0, "error flags %d, want %d", flags, want_flags);
+    if (c->tokens) {
+        for (size_t i = 0; i < slots; i++)
+            cr_assert_eq(src2dst[i], want_src2dst[i], "src2dst[%zu] = %d, want %d (id %d)", i,
+                         src2dst[i], want_src2dst[i], ids[i]);
+        for (size_t i = 0; i < meta_n; i++)
+            cr_assert_eq(meta[i], want_meta[i], "%s[%zu] = %d, want %d",
+                         c->contiguous ? "m_indices" : "masked_m", i, meta[i], want_meta[i]);
+        uint8_t *a = host_download(ctx, d.a, d.a_bytes);
+        float *scales = host_download(ctx, d.scale, d.scale_bytes);
+        check_rows(c, &s, hidden, src2dst, a, scales);
+        free(a);
+        free(scales);
+    } else {
+        check_guard(ctx, d.src2dst, 0, "src2dst (T = 0 writes nothing)");
+    }
+    check_guard(ctx, d.a, d.a_bytes, "a");
+    check_guard(ctx, d.scale, d.scale_bytes, "a_scale");
+    check_guard(ctx, d.src2dst, slots * 4, "src2dst");
+    check_guard(ctx, d.meta, d.meta_bytes, c->contiguous ? "m_indices" : "masked_m");
+    check_guard(ctx, d.workspace, d.workspace_bytes, "workspace");
+
+    void *all[] = {d.ids, d.hidden, d.a, d.scale, d.src2dst, d.meta, d.flags, d.workspace};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        mf_free(ctx, all[i]);
+    free(src2dst), free(meta), free(ids), free(hidden), free(want_src2dst), free(want_meta);
+    mf_context_destroy(ctx);
+}
+
+#define BF16 MF_DTYPE_BF16
+#define E4M3 MF_DTYPE_E4M3
+/* tokens, topk, experts, hidden, contiguous, dtype, ue8m0, routing, max_m */
+Test(gpu_preprocess, masked_bf16_decode_t1_h7168) { run_case(&(pre_case){1, 8, 256, 7168, 0, BF16, 0, RANDOM, 0}); }
+Test(gpu_preprocess, masked_bf16_one_chunk_exactly) { run_case(&(pre_case){128, 8, 256, 2048, 0, BF16, 0, RANDOM, 0}); }
+Test(gpu_preprocess, masked_bf16_just_past_one_chunk) { run_case(&(pre_case){129, 8, 256, 2048, 0, BF16, 0, RANDOM, 0}); }
+Test(gpu_preprocess, masked_bf16_t255_k8) { run_case(&(pre_case){255, 8, 256, 2048, 0, BF16, 0, RANDOM, 0}); }
+Test(gpu_preprocess, masked_bf16_t256_k2_h128) { run_case(&(pre_case){256, 2, 8, 128, 0, BF16, 0, RANDOM, 0}); }
+Test(gpu_preprocess, masked_e4m3_t4097_k8_h7168, .timeout = 300) { run_case(&(pre_case){4097, 8, 256, 7168, 0, E4M3, 0, RANDOM, 0}); }
+Test(gpu_preprocess, masked_e4m3_ue8m0_skewed) { run_case(&(pre_case){4097, 8, 256, 2048, 0, E4M3, 1, SKEWED, 0}); }
+Test(gpu_preprocess, contiguous_e4m3_ue8m0_t4097_skewed) { run_case(&(pre_case){4097, 8, 256, 2048, 1, E4M3, 1, SKEWED, 0}); }
+Test(gpu_preprocess, contiguous_e4m3_t64_h7168) { run_case(&(pre_case){64, 8, 256, 7168, 1, E4M3, 0, RANDOM, 0}); }
+Test(gpu_preprocess, contiguous_bf16_k1_empty_experts) { run_case(&(pre_case){255, 1, 16, 128, 1, BF16, 0, EVEN_ONLY, 0}); }
+Test(gpu_preprocess, contiguous_bf16_t4097_k2) { run_case(&(pre_case){4097, 2, 64, 2048, 1, BF16, 0, RANDOM, 0}); }
+Test(gpu_preprocess, contiguous_1024_experts) { run_case(&(pre_case){64, 8, 1024, 128, 1, BF16, 0, RANDOM, 0}); }
+Test(gpu_preprocess, all_slots_to_expert0_k1) { run_case(&(pre_case){4097, 1, 4, 128, 0, E4M3, 0, EXPERT0, 0}); }
+Test(gpu_preprocess, all_slots_to_expert0_k2_duplicates_flagged) { run_case(&(pre_case){300, 2, 4, 128, 1, BF16, 0, EXPERT0, 0}); }
+Test(gpu_preprocess, all_slots_skipped) { run_case(&(pre_case){300, 2, 8, 128, 0, BF16, 0, ALL_SKIPPED, 0}); }
+Test(gpu_preprocess, all_slots_skipped_contiguous_small) { run_case(&(pre_case){5, 2, 8, 128, 1, E4M3, 0, ALL_SKIPPED, 0}); }
+Test(gpu_preprocess, hostile_ids_flagged_fused) { run_case(&(pre_case){100, 4, 16, 256, 0, E4M3, 0, HOSTILE, 0}); }
+Test(gpu_preprocess, hostile_ids_flagged_chunked) { run_case(&(pre_case){1000, 4, 16, 256, 1, BF16, 0, HOSTILE, 0}); }
+Test(gpu_preprocess, capacity_overflow_flagged_fused) { run_case(&(pre_case){100, 4, 8, 128, 0, BF16, 0, SKEWED, 3}); }
+Test(gpu_preprocess, capacity_overflow_flagged_chunked) { run_case(&(pre_case){2000, 4, 8, 128, 0, E4M3, 0, SKEWED, 5}); }
+Test(gpu_preprocess, zero_tokens_launch_nothing) { run_case(&(pre_case){0, 8, 256, 2048, 0, BF16, 0, RANDOM, 4}); }
+
+Test(gpu_preprocess, bad_arguments_write_nothing)
+{
+    mf_context *ctx = gpu_context_or_skip();
+    void *d = gpu_alloc_poisoned(ctx, 1 << 16, POISON);
+    char *b = d;
+    mf_preprocess_args ok = {.layout = MF_LAYOUT_MASKED, .topk_ids = (void *)b, .hidden = b + 1024,
+                             .tokens = 4, .topk = 2, .experts = 4, .hidden_size = 128,
+                             .a_dtype = MF_DTYPE_BF16, .a = b + 4096, .src2dst = (void *)(b + 256),
+                             .masked_m = (void *)(b + 512), .max_m = 8};
+    mf_preprocess_args a = ok;
+    a.hidden = b + 1032;
+    cr_expect_eq(mf_preprocess(ctx, &a, NULL), MF_ERR_MISALIGNED);
+    a = ok, a.a_dtype = MF_DTYPE_E4M3, a.a_scale = (void *)(b + 768), a.hidden_size = 136;
+    cr_expect_eq(mf_preprocess(ctx, &a, NULL), MF_ERR_MISALIGNED);
+    a = ok, a.topk = 33;
+    cr_expect_eq(mf_preprocess(ctx, &a, NULL), MF_ERR_INVALID_ARGUMENT);
+    a = ok, a.layout = MF_LAYOUT_CONTIGUOUS, a.m_indices = (void *)(b + 512), a.m_capacity = 100;
+    cr_expect_eq(mf_preprocess(ctx, &a, NULL), MF_ERR_INVALID_ARGUMENT);
+    cr_expect(strstr(mf_last_error(), "m_capacity = 100"), "%s", mf_last_error());
+    a = ok, a.tokens = 1000; /* needs a workspace */
+    cr_expect_eq(mf_preprocess(ctx, &a, NULL), MF_ERR_INVALID_ARGUMENT);
+    cr_expect(strstr(mf_last_error(), "workspace"), "%s", mf_last_error());
+    uint8_t *after = host_download(ctx, d, 1 << 16);
+    for (size_t i = 0; i < (1 << 16); i++)
+        cr_assert_eq(after[i], POISON, "byte %zu changed by a refused call", i);
+    free(after);
+    mf_free(ctx, d);
+    mf_context_destroy(ctx);
+}
