@@ -1,0 +1,119 @@
+/* explore_gemm: sweeps dtype x tile config of the grouped GEMM on one problem
+ * (a layer's GEMM 1 is E experts x M rows, N = 2 * intermediate, K = hidden),
+ * each checked against fp64 (256 sampled outputs) and timed; the heuristic's
+ * pick is marked with '*'. Writes a table, a CSV and an SVG heat map of
+ * TFLOP/s by block M x block N (one panel per dtype) that a browser opens.
+ *
+ *   $ ./build/examples/explore_gemm [bf16|e4m3|all] [masked|contiguous] E M N K [OUT_PREFIX]
+ *   $ ./build/examples/explore_gemm all masked 8 512 4096 7168 tiles
+ *     -> tiles.csv, tiles.svg
+ * Without a GPU it says so and exits 0.
+ */
+#include "gemm_problem.h"
+#include "svg_heatmap.h"
+
+typedef struct gemm_job {
+    mf_context *ctx;
+    gemm_problem *p;
+} gemm_job;
+
+static void run_job(void *user)
+{
+    gemm_job *j = user;
+    BENCH_CHECK(mf_gemm(j->ctx, &j->p->args, NULL));
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: explore_gemm [bf16|e4m3|all] [masked|contiguous] E M N K [OUT_PREFIX]\n");
+    return 2;
+}
+
+/* Every config of one dtype on the problem; rows go to stdout, the CSV and the panel. */
+static void explore_dtype(mf_context *ctx, const mf_device_info *info, mf_rng *rng,
+                          gemm_problem *p, FILE *csv, heat_panel *panel)
+{
+    const char *dtype = p->dtype == MF_DTYPE_E4M3 ? "e4m3" : "bf16";
+    gemm_problem_setup(ctx, rng, p);
+    mf_gemm_config configs[16], pick;
+    int count = 0;
+    BENCH_CHECK(mf_gemm_configs(p->dtype, configs, 16, &count));
+    int m_seen = p->layout == MF_LAYOUT_MASKED ? p->m : p->m_capacity / p->experts;
+    BENCH_CHECK(mf_gemm_choose(p->dtype, p->layout, m_seen, p->n, p->k, p->experts, info->sm_count,
+                               &pick));
+    *panel = (heat_panel){.title = dtype, .chosen_row = -1, .chosen_col = -1};
+    double flops = 2.0 * p->experts * p->m * (double)p->n * p->k;
+    for (int i = 0; i < count; i++) {
+        const mf_gemm_config *c = &configs[i];
+        p->args.config = c;
+        if (mf_gemm(ctx, &p->args, NULL) != MF_OK) {
+            printf("  %-5s %3dx%-3d w%dx%d s%d   skipped: %s\n", dtype, c->bm, c->bn, c->wm,
+                   c->wn, c->stages, mf_last_error());
+            continue;
+        }
+        gemm_job job = {ctx, p};
+        float ms = bench_median_ms(ctx, run_job, &job, 3, 20);
+        double err = gemm_sampled_error(ctx, p, rng), tflops = flops / (ms * 1e-3) / 1e12;
+        int chosen = !memcmp(c, &pick, sizeof pick);
+        printf("%c %-5s %3dx%-3d w%dx%d s%d %13.1f us %9.1f %9.1e%s\n", chosen ? '*' : ' ',
+               dtype, c->bm, c->bn, c->wm, c->wn, c->stages, ms * 1e3, tflops, err,
+               err < (p->dtype == MF_DTYPE_E4M3 ? 3e-2 : 1e-2) ? "" : "  WRONG");
+        if (csv)
+            fprintf(csv, "%s,%d,%d,%d,%d,%d,%.2f,%.1f,%.2e,%d\n", dtype, c->bm, c->bn, c->wm,
+                    c->wn, c->stages, ms * 1e3, tflops, err, chosen);
+        heat_add(panel, c->bm, c->bn, tflops);
+    }
+    heat_mark(panel, pick.bm, pick.bn);
+    p->args.config = NULL;
+    gemm_problem_free(ctx, p);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 7 && argc != 8)
+        return usage();
+    int all = strcmp(argv[1], "all") == 0;
+    gemm_problem p = {
+        .dtype = strcmp(argv[1], "e4m3") == 0 ? MF_DTYPE_E4M3 : MF_DTYPE_BF16,
+        .layout = strcmp(argv[2], "contiguous") == 0 ? MF_LAYOUT_CONTIGUOUS : MF_LAYOUT_MASKED,
+        .experts = atoi(argv[3]), .m = atoi(argv[4]), .n = atoi(argv[5]), .k = atoi(argv[6])};
+    if (p.experts < 1 || p.m < 1 || p.n < 1 || p.k < 1)
+        return usage();
+    mf_context *ctx;
+    mf_status s = mf_context_create(0, &ctx);
+    if (s != MF_OK) {
+        printf("explore_gemm: no GPU to run on (%s: %s)\n", mf_status_string(s), mf_last_error());
+        return 0;
+    }
+    char path[4096];
+    FILE *csv = NULL;
+    if (argc == 8) {
+        snprintf(path, sizeof path, "%s.csv", argv[7]);
+        if (!(csv = fopen(path, "w")))
+            return usage();
+        fprintf(csv, "dtype,bm,bn,wm,wn,stages,us,tflops,rel_error,heuristic\n");
+    }
+    mf_device_info info;
+    mf_context_info(ctx, &info);
+    mf_rng rng;
+    mf_rng_init(&rng, mf_rng_seed_from_time());
+    printf("%s E=%d M=%d N=%d K=%d on %s\n", argv[2], p.experts, p.m, p.n, p.k, info.name);
+    printf("  %-5s %-18s %12s %9s %9s\n", "dtype", "bm x bn, warps, st", "time", "TFLOP/s", "check");
+    heat_panel panels[2];
+    int npanels = 0;
+    for (int d = all ? MF_DTYPE_BF16 : (int)p.dtype; d <= (all ? MF_DTYPE_E4M3 : (int)p.dtype); d++) {
+        p.dtype = (mf_dtype)d;
+        explore_dtype(ctx, &info, &rng, &p, csv, &panels[npanels++]);
+    }
+    if (csv) {
+        fclose(csv);
+        char caption[256];
+        snprintf(caption, sizeof caption, "grouped GEMM %s, E=%d M=%d N=%d K=%d, %s", argv[2],
+                 p.experts, p.m, p.n, p.k, info.name);
+        snprintf(path, sizeof path, "%s.svg", argv[7]);
+        if (heat_write_svg(path, caption, panels, npanels) != 0)
+            perror(path);
+    }
+    mf_context_destroy(ctx);
+    return 0;
+}
