@@ -1,11 +1,16 @@
 /* Compiles in a child process (NVRTC can crash its host on some sm_90a code)
- * and plugs that compiler into a runtime context as its kernel provider. */
+ * and plugs that compiler, through the kernel cache, into a runtime context
+ * as its kernel provider. */
+#define _GNU_SOURCE /* close_range */
 #include "moeforge_gen.h"
 
+#include "cache.h"
 #include "error.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -138,6 +143,17 @@ static mf_status wait_child(pid_t pid, const char *spec)
     return MF_OK;
 }
 
+/* The child drops every descriptor but stdio and its reply pipe. Forked by
+ * one warmup thread, it would otherwise hold other threads' reply pipes open
+ * (their readers wait for its exit to see EOF) and their cache lock files
+ * (flock locks last until every copy is closed). */
+static void keep_only_descriptor(int fd)
+{
+    if (fd > 3)
+        close_range(3, (unsigned)fd - 1, 0);
+    close_range((unsigned)fd + 1, ~0u, 0);
+}
+
 mf_status mf_gen_compile_isolated(const char *spec, const char *arch, unsigned emit,
                                   mf_kernel_binary **out)
 {
@@ -153,7 +169,7 @@ mf_status mf_gen_compile_isolated(const char *spec, const char *arch, unsigned e
         return MF_FAIL(MF_ERR_IO, "fork for the compiler process: %s", strerror(errno));
     }
     if (pid == 0) {
-        close(fds[0]);
+        keep_only_descriptor(fds[1]);
         child_compile(fds[1], spec, arch, emit);
     }
     close(fds[1]);
@@ -168,19 +184,49 @@ mf_status mf_gen_compile_isolated(const char *spec, const char *arch, unsigned e
     return s;
 }
 
+/* One cache per process for every context's JIT: the default directory, or
+ * memory when it cannot be used (see cache.h). */
+static mf_cache *jit_cache;
+static mf_status jit_cache_status;
+static pthread_once_t jit_cache_once = PTHREAD_ONCE_INIT;
+
+static void open_jit_cache(void)
+{
+    jit_cache_status = mf_cache_open(NULL, &jit_cache);
+}
+
+/* Copies the payload out: the image outlives the cache entry's mapping. */
+static mf_status image_from_entry(const mf_archive_entry *e, mf_kernel_image *image)
+{
+    void *copy = malloc(e->size);
+    if (!copy)
+        return MF_FAIL(MF_ERR_OUT_OF_MEMORY, "no host memory for the image of %s", e->spec);
+    memcpy(copy, e->data, e->size);
+    image->data = copy; /* jit_release frees it */
+    image->size = e->size;
+    image->is_ptx = e->is_ptx;
+    snprintf(image->entry, sizeof image->entry, "%s", e->entry);
+    return MF_OK;
+}
+
+/* A runtime miss: compiled under the cache's lock unless another process did it. */
 static mf_status jit_compile(void *user, const char *spec, const char *arch, mf_kernel_image *image)
 {
-    (void)user;
-    mf_kernel_binary *b;
-    mf_log(MF_LOG_INFO, "JIT compiling %s for %s", spec, arch);
-    MF_TRY(mf_gen_compile_isolated(spec, arch, MF_EMIT_CUBIN, &b));
-    image->data = b->cubin; /* ownership moves to the image; jit_release frees it */
-    image->size = b->cubin_size;
-    image->is_ptx = 0;
-    memcpy(image->entry, b->entry, sizeof image->entry);
-    b->cubin = NULL;
-    mf_kernel_binary_free(b);
-    return MF_OK;
+    mf_cache *cache = user;
+    mf_cache_outcome got;
+    MF_TRY(mf_cache_ensure(cache, spec, arch, &got));
+    mf_log(MF_LOG_INFO, "JIT %s %s for %s", got == MF_CACHE_COMPILED ? "compiled" : "found cached",
+           spec, arch);
+    if (got == MF_CACHE_COMPILED)
+        mf_cache_evict(cache, mf_cache_max_bytes(), NULL);
+    mf_archive *a;
+    mf_archive_entry e;
+    MF_TRY(mf_cache_open_entry(cache, spec, arch, &a));
+    mf_status s = mf_archive_entry_at(a, 0, &e);
+    if (s == MF_OK)
+        s = image_from_entry(&e, image);
+    mf_archive_close(a);
+    return s;
 }
 
 static void jit_release(void *user, mf_kernel_image *image)
@@ -192,6 +238,8 @@ static void jit_release(void *user, mf_kernel_image *image)
 
 mf_status mf_jit_enable(mf_context *ctx)
 {
-    mf_kernel_provider provider = {jit_compile, jit_release, NULL};
+    pthread_once(&jit_cache_once, open_jit_cache);
+    MF_TRY(jit_cache_status);
+    mf_kernel_provider provider = {jit_compile, jit_release, jit_cache};
     return mf_context_set_provider(ctx, &provider);
 }
