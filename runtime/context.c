@@ -1,6 +1,7 @@
 /* Context creation: primary context, device properties, architecture name. */
 #include "context.h"
 
+#include "disk_cache.h"
 #include "error.h"
 
 #include <stdio.h>
@@ -101,6 +102,7 @@ void mf_context_destroy(mf_context *ctx)
     mf_kernel_table_destroy(&ctx->kernels);
     for (int i = 0; i < ctx->archive_count; i++)
         mf_archive_close(ctx->archives[i]);
+    mf_disk_cache_close(ctx->disk_cache);
     pthread_mutex_destroy(&ctx->load_lock);
     ctx->drv->cuDevicePrimaryCtxRelease(ctx->device);
     free(ctx);

@@ -20,6 +20,7 @@ struct mf_context {
     mf_archive *archives[MF_MAX_ARCHIVES]; /* guarded by load_lock                    */
     int archive_count;
     mf_kernel_provider provider;  /* guarded by load_lock; compile == NULL: none     */
+    struct mf_disk_cache *disk_cache; /* guarded by load_lock; NULL until first miss */
 };
 
 /* Makes ctx's CUDA context current on this thread for the duration of a call. */

@@ -144,3 +144,83 @@ mf_status mf_timer_elapsed_ms(mf_timer *t, float *ms)
     IN_CONTEXT(t->ctx, "cuEventElapsedTime", drv->cuEventElapsedTime(ms, t->start, t->stop));
     return MF_OK;
 }
+
+mf_status mf_stream_create(mf_context *ctx, mf_stream *out)
+{
+    CHECK_CTX(ctx, "mf_stream_create");
+    if (!out)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_stream_create: out is NULL");
+    CUstream s = NULL;
+    IN_CONTEXT(ctx, "cuStreamCreate", drv->cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    *out = (mf_stream)s;
+    return MF_OK;
+}
+
+void mf_stream_destroy(mf_context *ctx, mf_stream stream)
+{
+    if (!ctx || !stream || mf_context_push(ctx) != MF_OK)
+        return;
+    ctx->drv->cuStreamDestroy((CUstream)stream);
+    mf_context_pop(ctx);
+}
+
+struct mf_graph {
+    mf_context *ctx;
+    CUgraph graph;
+    CUgraphExec exec;
+};
+
+mf_status mf_graph_capture_begin(mf_context *ctx, mf_stream stream)
+{
+    CHECK_CTX(ctx, "mf_graph_capture_begin");
+    IN_CONTEXT(ctx, "cuStreamBeginCapture",
+               drv->cuStreamBeginCapture((CUstream)stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+    return MF_OK;
+}
+
+mf_status mf_graph_capture_end(mf_context *ctx, mf_stream stream, mf_graph **out)
+{
+    CHECK_CTX(ctx, "mf_graph_capture_end");
+    if (!out)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_graph_capture_end: out is NULL");
+    mf_graph *g = calloc(1, sizeof *g);
+    if (!g)
+        return MF_FAIL(MF_ERR_OUT_OF_MEMORY, "mf_graph_capture_end: no host memory");
+    g->ctx = ctx;
+    mf_status s = mf_context_push(ctx);
+    CUresult r = CUDA_SUCCESS;
+    if (s == MF_OK) {
+        r = ctx->drv->cuStreamEndCapture((CUstream)stream, &g->graph);
+        if (r == CUDA_SUCCESS && (r = ctx->drv->cuGraphInstantiateWithFlags(&g->exec, g->graph, 0)) != CUDA_SUCCESS)
+            ctx->drv->cuGraphDestroy(g->graph);
+        mf_context_pop(ctx);
+    }
+    if (s == MF_OK && r != CUDA_SUCCESS)
+        s = mf_cuda_fail_at(__FILE__, __LINE__, "cuStreamEndCapture / cuGraphInstantiate", r);
+    if (s != MF_OK) {
+        free(g);
+        return s;
+    }
+    *out = g;
+    return MF_OK;
+}
+
+mf_status mf_graph_launch(mf_graph *g, mf_stream stream)
+{
+    if (!g)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_graph_launch: graph is NULL");
+    IN_CONTEXT(g->ctx, "cuGraphLaunch", drv->cuGraphLaunch(g->exec, (CUstream)stream));
+    return MF_OK;
+}
+
+void mf_graph_destroy(mf_graph *g)
+{
+    if (!g)
+        return;
+    if (mf_context_push(g->ctx) == MF_OK) {
+        g->ctx->drv->cuGraphExecDestroy(g->exec);
+        g->ctx->drv->cuGraphDestroy(g->graph);
+        mf_context_pop(g->ctx);
+    }
+    free(g);
+}

@@ -26,6 +26,7 @@
     X(cuModuleUnload)            \
     X(cuModuleGetFunction)       \
     X(cuFuncSetAttribute)        \
+    X(cuFuncGetAttribute)        \
     X(cuLaunchKernelEx)          \
     X(cuMemAlloc)                \
     X(cuMemFree)                 \
@@ -34,6 +35,14 @@
     X(cuMemcpyDtoDAsync)         \
     X(cuMemsetD8)                \
     X(cuStreamSynchronize)       \
+    X(cuStreamCreate)            \
+    X(cuStreamDestroy)           \
+    X(cuStreamBeginCapture)      \
+    X(cuStreamEndCapture)        \
+    X(cuGraphInstantiateWithFlags) \
+    X(cuGraphLaunch)             \
+    X(cuGraphExecDestroy)        \
+    X(cuGraphDestroy)            \
     X(cuEventCreate)             \
     X(cuEventDestroy)            \
     X(cuEventRecord)             \

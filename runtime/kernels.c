@@ -1,6 +1,7 @@
 /* Finding, loading and launching kernels. */
 #include "kernels.h"
 
+#include "disk_cache.h"
 #include "error.h"
 
 #include <stdio.h>
@@ -69,7 +70,8 @@ static mf_status load_module(mf_context *ctx, const char *spec, const void *imag
         free(k);
         return mf_cuda_fail_at(__FILE__, __LINE__, "cuModuleGetFunction (entry of spec)", r);
     }
-    atomic_init(&k->dynamic_smem_limit, 48 * 1024);
+    ctx->drv->cuFuncGetAttribute(&k->static_smem, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, k->function);
+    atomic_init(&k->dynamic_smem_limit, 48 * 1024 - k->static_smem);
     mf_log(MF_LOG_DEBUG, "loaded %s from %s (%s, entry %s)", spec, origin, is_ptx ? "PTX" : "cubin",
            entry);
     *out = k;
@@ -111,6 +113,9 @@ static mf_status load_kernel(mf_context *ctx, const char *spec, mf_kernel **out)
     mf_status s = b ? load_from_archive(ctx, b, spec, "built-in set", out) : MF_ERR_KERNEL_NOT_FOUND;
     for (int i = ctx->archive_count - 1; s == MF_ERR_KERNEL_NOT_FOUND && i >= 0; i--)
         s = load_from_archive(ctx, ctx->archives[i], spec, "archive", out);
+    const mf_archive *cached;
+    if (s == MF_ERR_KERNEL_NOT_FOUND && mf_disk_cache_find(ctx, spec, &cached) == MF_OK)
+        s = load_from_archive(ctx, cached, spec, "disk cache", out);
     if (s == MF_ERR_KERNEL_NOT_FOUND && ctx->provider.compile)
         s = load_from_provider(ctx, spec, out);
     if (s == MF_ERR_KERNEL_NOT_FOUND)
@@ -156,9 +161,10 @@ static mf_status allow_dynamic_smem(mf_context *ctx, mf_kernel *k, unsigned smem
 {
     if ((int)smem_bytes <= atomic_load(&k->dynamic_smem_limit))
         return MF_OK;
-    if ((int)smem_bytes > ctx->info.max_smem_per_block_optin)
-        return MF_FAIL(MF_ERR_UNSUPPORTED, "%s needs %u bytes of shared memory, device allows %d",
-                       k->spec, smem_bytes, ctx->info.max_smem_per_block_optin);
+    if ((int)smem_bytes + k->static_smem > ctx->info.max_smem_per_block_optin)
+        return MF_FAIL(MF_ERR_UNSUPPORTED, "%s needs %u + %d bytes of shared memory, device "
+                       "allows %d", k->spec, smem_bytes, k->static_smem,
+                       ctx->info.max_smem_per_block_optin);
     CU_CHECK(ctx->drv->cuFuncSetAttribute(k->function,
                                           CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                           (int)smem_bytes));

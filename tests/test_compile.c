@@ -32,6 +32,8 @@ static void compile_every_spec_for(const char *arch)
     int n = read_kernel_set(specs, 256);
     cr_assert_gt(n, 0);
     for (int i = 0; i < n; i++) {
+        if (strcmp(arch, "sm_89") < 0 && strstr(specs[i], "e4m3"))
+            continue; /* the e4m3 conversions need sm_89 or later */
         mf_kernel_binary *b;
         mf_status s = mf_gen_compile(specs[i], arch, MF_EMIT_CUBIN | MF_EMIT_PTX, &b);
         cr_assert_eq(s, MF_OK, "%s for %s: %s\n%s", specs[i], arch, mf_last_error(),

@@ -1,0 +1,23 @@
+/* The spec each op launches for given sizes. The ops use these to pick their
+ * kernels, and the layer plan (plan.c) to list what a forward pass needs, so
+ * a warmup over a token range compiles exactly what will be asked for. */
+#ifndef MF_OP_SPECS_H
+#define MF_OP_SPECS_H
+
+#include "moeforge.h"
+#include "spec.h"
+
+/* T*K at most this: preprocess runs its one-launch fused stage. */
+#define MF_PREPROCESS_FUSED_SLOTS 1024
+
+/* stage: "fused", "rank", "scan" or "scatter". */
+mf_status mf_preprocess_spec(mf_layout layout, mf_dtype a_dtype, int ue8m0, const char *stage,
+                             mf_spec *spec);
+mf_status mf_silu_mul_spec(const mf_silu_mul_args *args, int sm_count, mf_spec *spec);
+mf_status mf_combine_spec(int topk, mf_spec *spec);
+/* The tile config mf_gemm runs for these arguments on a device of sm_count SMs. */
+mf_status mf_gemm_pick(const mf_gemm_args *args, int sm_count, mf_gemm_config *config);
+mf_status mf_gemm_spec(mf_dtype dtype, mf_layout layout, const mf_gemm_config *config,
+                       mf_spec *spec);
+
+#endif
