@@ -227,7 +227,7 @@ static mf_status launch_fused(mf_context *ctx, const mf_preprocess_args *a, rout
 {
     mf_kernel *k;
     MF_TRY(stage_kernel(ctx, a, "fused", &k));
-    unsigned smem = (unsigned)(PRE_WARPS + 1) * (unsigned)a->experts * 4 + segment_smem(a);
+    unsigned smem = (unsigned)a->experts * 4 + segment_smem(a);
     int slices, vectors_per_slice;
     plan_slices(ctx, a, &slices, &vectors_per_slice);
     void *params[] = {r, o, &vectors_per_slice};

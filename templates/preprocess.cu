@@ -1,8 +1,9 @@
 $ -- Preprocess: route the (token, k) slots to experts and build the GEMM input.
 $ -- Parameters: entry, stage, block (threads), layout (masked|contiguous, not for rank);
 $ -- stage fused|scatter also take dtype (bf16|e4m3) and ue8m0 (0|1).
-$ --   fused    T*K <= 1024: every block ranks all slots in shared memory, then
-$ --            copies its token (one launch in all).
+$ --   fused    T*K <= 1024: every block validates all slots and counts experts
+$ --            in shared memory, ranks its own token's slots, then copies
+$ --            (one launch in all).
 $ --   rank     one block per 1024-slot chunk: in-chunk ranks + chunk histogram.
 $ --   scan     one block: per-expert exclusive prefix over chunks, masked_m or
 $ --            the contiguous segment starts.
@@ -65,7 +66,7 @@ __device__ __forceinline__ void mf_raise(int *error_flags, int flags)
         atomicOr(error_flags, flags);
 }
 
-$ if stage ~= "scan" then
+$ if stage == "rank" then
 // Ranks slots [begin, end) in order. warp_counts [MF_WARPS][E] must be zero on
 // entry (it is left zero); base [E] holds the running count per expert and is
 // advanced. rank[s - begin] = in-range rank or -1; expert likewise.
@@ -258,46 +259,78 @@ struct mf_outputs {
 };
 
 $ if stage == "fused" then
+// Per-expert totals are order-free sums (shared-memory atomics); only this
+// token's K ranks need the slot order: each is a block-wide count of the
+// earlier valid slots of the same expert.
+__device__ void mf_rank_own_slots(const int *expert, int own, int topk, int *own_rank)
+{
+    for (int k = 0; k < topk; k++) {
+        const int e = expert[own + k]; // the same for every thread
+        if (e < 0)
+            continue;
+        int count = 0;
+        for (int j = threadIdx.x; j < own + k; j += MF_BLOCK)
+            count += expert[j] == e;
+        count = __reduce_add_sync(0xffffffffu, count);
+        if ((threadIdx.x & 31) == 0 && count)
+            atomicAdd(&own_rank[k], count);
+    }
+    __syncthreads();
+}
+
 // Grid: x = token, y = slice of the row (so that tiny T still fills the GPU;
-// slices past the row only help fill m_indices); T*K <= MF_CHUNK. Every block ranks all slots from a shared-memory copy of the
-// ids. Dynamic shared memory: (MF_WARPS + 1) * E ints (+ 2 * E + 1 contiguous).
+// slices past the row only help fill m_indices); T*K <= MF_CHUNK. Every block
+// validates all slots from a shared-memory copy of the ids.
+// Dynamic shared memory: E ints (+ 2 * E + 1 contiguous).
 extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing r, const mf_outputs o,
                                                                  int vectors_per_slice)
 {
     extern __shared__ int smem[];
-    __shared__ int ids[MF_CHUNK], rank[MF_CHUNK], expert[MF_CHUNK];
+    __shared__ int ids[MF_CHUNK], expert[MF_CHUNK], own_rank[MF_MAX_TOPK];
     __shared__ mf_destination dst[MF_MAX_TOPK];
-    int *warp_counts = smem, *base = smem + MF_WARPS * r.experts;
+    int *totals = smem;
     int flags = 0;
-    for (int s = threadIdx.x; s < r.slots; s += MF_BLOCK)
-        ids[s] = r.topk_ids[s];
-    mf_zero_shared(smem, (MF_WARPS + 1) * r.experts);
     const int token = blockIdx.x;
     const int first = blockIdx.y * vectors_per_slice;
     const int end = min(first + vectors_per_slice, o.hidden_size / 8);
     const mf_bf16x8 *row = o.hidden + (long long)token * (o.hidden_size / 8);
-    mf_bf16x8 prefetched;
+    mf_bf16x8 prefetched; // its latency hides behind the routing work
     if (first + (int)threadIdx.x < end)
         prefetched = row[first + threadIdx.x];
+    for (int s = threadIdx.x; s < r.slots; s += MF_BLOCK)
+        ids[s] = r.topk_ids[s];
+    for (int e = threadIdx.x; e < r.experts; e += MF_BLOCK)
+        totals[e] = 0;
+    if (threadIdx.x < MF_MAX_TOPK)
+        own_rank[threadIdx.x] = 0;
+    __syncthreads();
     mf_routing shared_routing = r;
     shared_routing.topk_ids = ids;
-    mf_rank_range(shared_routing, 0, r.slots, warp_counts, base, rank, expert, flags);
+    for (int s = threadIdx.x; s < r.slots; s += MF_BLOCK) {
+        const int e = mf_slot_expert(shared_routing, s, flags);
+        expert[s] = e;
+        if (e >= 0)
+            atomicAdd(&totals[e], 1);
+    }
+    __syncthreads();
+    mf_rank_own_slots(expert, token * r.topk, r.topk, own_rank);
     const bool first_slice = blockIdx.y == 0;
     const long long block_id = (long long)blockIdx.y * gridDim.x + blockIdx.x;
 $ if contiguous then
-    int *seg = base + r.experts, *tmp = seg + r.experts + 1;
-    mf_segment_starts(base, r.experts, o.align, seg, tmp);
-    mf_fill_m_indices(o.m_indices, o.m_capacity, seg, base, r.experts,
+    int *seg = totals + r.experts, *tmp = seg + r.experts + 1;
+    mf_segment_starts(totals, r.experts, o.align, seg, tmp);
+    mf_fill_m_indices(o.m_indices, o.m_capacity, seg, totals, r.experts,
                       block_id * MF_BLOCK + threadIdx.x, (long long)gridDim.x * gridDim.y * MF_BLOCK);
 $ else
     const int *seg = nullptr;
     if (block_id == 0)
         for (int e = threadIdx.x; e < r.experts; e += MF_BLOCK)
-            o.masked_m[e] = min(base[e], o.max_m);
+            o.masked_m[e] = min(totals[e], o.max_m);
 $ end
     if (threadIdx.x < r.topk) {
         const int s = token * r.topk + threadIdx.x;
-        dst[threadIdx.x] = mf_place(expert[s], rank[s], seg, o.max_m, o.m_capacity, flags);
+        dst[threadIdx.x] = mf_place(expert[s], own_rank[threadIdx.x], seg, o.max_m, o.m_capacity,
+                                    flags);
         if (first_slice)
             o.src2dst[s] = dst[threadIdx.x].row;
     }
@@ -375,6 +408,10 @@ extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing
 {
     __shared__ mf_destination dst[MF_MAX_TOPK];
     const int token = blockIdx.x;
+    const mf_bf16x8 *row = o.hidden + (long long)token * (o.hidden_size / 8);
+    mf_bf16x8 prefetched; // its latency hides behind the destination lookups
+    if ((int)threadIdx.x < o.hidden_size / 8)
+        prefetched = row[threadIdx.x];
     int flags = 0;
 $ if contiguous then
     mf_fill_m_indices(o.m_indices, o.m_capacity, seg, totals, r.experts,
@@ -389,8 +426,8 @@ $ end
         o.src2dst[s] = dst[threadIdx.x].row;
     }
     __syncthreads();
-    mf_copy_token(o.hidden + (long long)token * (o.hidden_size / 8), o.hidden_size, 0,
-                  o.hidden_size / 8, nullptr, dst, r.topk, o.a, o.a_scale, o.max_m, o.m_capacity);
+    mf_copy_token(row, o.hidden_size, 0, o.hidden_size / 8, &prefetched, dst, r.topk, o.a,
+                  o.a_scale, o.max_m, o.m_capacity);
     mf_raise(o.error_flags, flags);
 }
 $ end

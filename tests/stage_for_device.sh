@@ -10,7 +10,7 @@ build=${1:-build}
 rm -rf .stage .devlibs
 mkdir -p .stage/build/tests .stage/build/examples .stage/tests .stage/examples
 cp -a "$build"/libmoeforge*.so* "$build"/builtin.mfa "$build"/moeforge .stage/build/
-cp -a "$build"/tests/test_gpu_* .stage/build/tests/ 2>/dev/null || true
+cp -a "$build"/tests/test_gpu_* "$build"/tests/test_warmup .stage/build/tests/ 2>/dev/null || true
 rm -rf .stage/build/tests/*.p
 find "$build"/examples -maxdepth 1 -type f -perm -u+x -exec cp -a {} .stage/build/examples/ \;
 cp tests/run_gpu_suite.sh .stage/tests/
