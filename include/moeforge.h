@@ -99,9 +99,10 @@ MF_API mf_status mf_context_info(const mf_context *ctx, mf_device_info *out);
 /* ---- kernels -------------------------------------------------------------
  * A kernel is named by its canonical spec, e.g.
  *   "silu_mul:block=256,dtype=bf16,layout=masked,unroll=2"
- * Lookup order: loaded kernels, the set embedded at build time, archives
- * opened with mf_context_open_archive (most recent first), then the JIT
- * provider when one is installed (see moeforge_gen.h). */
+ * Lookup order: loaded kernels, the set embedded at build time
+ * (MOEFORGE_BUILTIN=off hides it), archives opened with mf_context_open_archive
+ * (most recent first), the on-disk cache (MOEFORGE_CACHE_DIR; MOEFORGE_CACHE=off
+ * disables it), then the JIT provider when one is installed (moeforge_gen.h). */
 
 /* Maps an archive file (written by `moeforge pack` or the build) and serves
  * kernels from it. The context keeps it open until destroyed. */

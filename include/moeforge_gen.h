@@ -58,6 +58,15 @@ MF_API const char *mf_gen_last_log(void);
 /* NVRTC's version (loads it); MF_ERR_NO_COMPILER when absent. */
 MF_API mf_status mf_gen_nvrtc_version(int *major, int *minor);
 
+/* Builds a deployment archive for a model: `model` is a preset name
+ * ("deepseek-v3", "qwen3-30b-a3b", ...) or a model file (*.lua). Enumerates the
+ * kernels its forward passes launch over its token range, compiles those the
+ * cache lacks with `threads` threads (0: one per core; progress on a
+ * terminal), and writes cubins for arch plus PTX to archive_path atomically.
+ * *kernels (may be NULL) receives the number of distinct specs. */
+MF_API mf_status mf_gen_precompile(const char *model, const char *arch, int threads,
+                                   const char *archive_path, size_t *kernels);
+
 /* Installs the JIT as ctx's kernel provider: a kernel missing from every
  * kernel set is rendered and compiled (isolated) for the device, then loaded. */
 MF_API mf_status mf_jit_enable(mf_context *ctx);

@@ -14,8 +14,15 @@ extern const unsigned char mf_builtin_archive_end[];
 static mf_archive *builtin;
 static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
 
+/* MOEFORGE_BUILTIN=off hides the built-in set, so that a deployment can prove
+ * its archive (or cache) serves every kernel it needs. */
 static void open_builtin(void)
 {
+    const char *env = getenv("MOEFORGE_BUILTIN");
+    if (env && strcmp(env, "off") == 0) {
+        mf_log(MF_LOG_INFO, "built-in kernel set disabled by MOEFORGE_BUILTIN=off");
+        return;
+    }
     size_t size = (size_t)(mf_builtin_archive_end - mf_builtin_archive_start);
     if (mf_archive_open_memory(mf_builtin_archive_start, size, "built-in kernel set", &builtin) !=
         MF_OK)

@@ -1,4 +1,5 @@
-/* Kernel lookup: loaded table, built-in set, opened archives, then the provider (JIT). */
+/* Kernel lookup: loaded table, built-in set, opened archives, disk cache, then the
+ * provider (JIT). */
 #ifndef MF_KERNELS_H
 #define MF_KERNELS_H
 
@@ -13,7 +14,8 @@ mf_status mf_kernel_launch(mf_context *ctx, mf_kernel *k, unsigned grid_x, unsig
                            unsigned grid_z, unsigned block_x, unsigned smem_bytes,
                            mf_stream stream, void **args);
 
-/* The archive embedded in the library at build time (NULL if it failed to open).
+/* The archive embedded in the library at build time (NULL if it failed to open
+ * or MOEFORGE_BUILTIN=off hides it).
  * Exported for the CLI's `list`, like the archive reader itself. */
 __attribute__((visibility("default"))) const mf_archive *mf_builtin_archive(void);
 
