@@ -6,6 +6,7 @@
 #include <moeforge.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define BENCH_CHECK(call)                                                              \
     do {                                                                               \
@@ -18,6 +19,33 @@
     } while (0)
 
 typedef void (*bench_fn)(void *user);
+
+/* Context on device 0, or a line saying why there is none and exit(0): a
+ * benchmark on a machine without a GPU has nothing to measure, not a failure. */
+static inline mf_context *bench_context_or_exit(const char *program, mf_device_info *info)
+{
+    mf_context *ctx;
+    mf_status s = mf_context_create(0, &ctx);
+    if (s != MF_OK) {
+        printf("%s: no GPU to run on (%s: %s)\n", program, mf_status_string(s), mf_last_error());
+        exit(0);
+    }
+    mf_context_info(ctx, info);
+    return ctx;
+}
+
+/* `--csv FILE` as the only arguments opens FILE; no arguments: NULL. */
+static inline FILE *bench_csv_or_exit(int argc, char **argv)
+{
+    if (argc == 1)
+        return NULL;
+    FILE *f = argc == 3 && strcmp(argv[1], "--csv") == 0 ? fopen(argv[2], "w") : NULL;
+    if (!f) {
+        fprintf(stderr, "usage: %s [--csv FILE]\n", argv[0]);
+        exit(2);
+    }
+    return f;
+}
 
 static inline int compare_floats(const void *a, const void *b)
 {
@@ -102,6 +130,15 @@ static inline double bench_copy_ceiling_gbs(mf_context *ctx, size_t bytes)
     mf_free(ctx, c.src);
     mf_free(ctx, c.dst);
     return 2.0 * (double)bytes / (ms * 1e-3) / 1e9;
+}
+
+/* Measures the copy ceiling and prints it with the device's name. */
+static inline double bench_print_copy_ceiling(mf_context *ctx, const mf_device_info *info)
+{
+    double gbs = bench_copy_ceiling_gbs(ctx, (size_t)1 << 30);
+    printf("device: %s (%s, %d SMs); device-to-device copy: %.1f GB/s (read + write)\n",
+           info->name, info->arch, info->sm_count, gbs);
+    return gbs;
 }
 
 #endif

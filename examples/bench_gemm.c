@@ -14,32 +14,11 @@ typedef struct shape {
     int experts, m, n, k;
 } shape;
 
-typedef struct gemm_job {
-    mf_context *ctx;
-    gemm_problem *p;
-} gemm_job;
-
-static void run_job(void *user)
-{
-    gemm_job *j = user;
-    BENCH_CHECK(mf_gemm(j->ctx, &j->p->args, NULL));
-}
-
 int main(int argc, char **argv)
 {
-    FILE *csv = NULL;
-    if (argc == 3 && strcmp(argv[1], "--csv") == 0 && !(csv = fopen(argv[2], "w"))) {
-        perror(argv[2]);
-        return 1;
-    }
-    mf_context *ctx;
-    mf_status s = mf_context_create(0, &ctx);
-    if (s != MF_OK) {
-        printf("bench_gemm: no GPU to run on (%s: %s)\n", mf_status_string(s), mf_last_error());
-        return 0;
-    }
+    FILE *csv = bench_csv_or_exit(argc, argv);
     mf_device_info info;
-    mf_context_info(ctx, &info);
+    mf_context *ctx = bench_context_or_exit("bench_gemm", &info);
     static const shape shapes[] = {
         {1, 1024, 4096, 7168}, {1, 1024, 7168, 2048}, {2, 512, 4096, 7168}, {2, 512, 7168, 2048},
         {4, 256, 4096, 7168},  {4, 256, 7168, 2048},  {32, 64, 4096, 7168}, {32, 64, 7168, 2048},

@@ -198,22 +198,10 @@ static void bench_combine(mf_context *ctx, glue_buffers *b, const model *m, doub
 
 int main(int argc, char **argv)
 {
-    FILE *csv = NULL;
-    if (argc == 3 && strcmp(argv[1], "--csv") == 0 && !(csv = fopen(argv[2], "w"))) {
-        perror(argv[2]);
-        return 1;
-    }
-    mf_context *ctx;
-    mf_status s = mf_context_create(0, &ctx);
-    if (s != MF_OK) {
-        printf("bench_glue: no GPU to run on (%s: %s)\n", mf_status_string(s), mf_last_error());
-        return 0;
-    }
+    FILE *csv = bench_csv_or_exit(argc, argv);
     mf_device_info info;
-    mf_context_info(ctx, &info);
-    double copy_gbs = bench_copy_ceiling_gbs(ctx, (size_t)1 << 30);
-    printf("device: %s (%s, %d SMs); device-to-device copy: %.1f GB/s (read + write)\n",
-           info.name, info.arch, info.sm_count, copy_gbs);
+    mf_context *ctx = bench_context_or_exit("bench_glue", &info);
+    double copy_gbs = bench_print_copy_ceiling(ctx, &info);
     printf("%-16s %6s  %-28s %13s %12s %13s %7s\n", "model", "T", "kernel", "bytes", "time",
            "bandwidth", "of copy");
     if (csv)

@@ -175,12 +175,8 @@ int main(int argc, char **argv)
     if (arg < argc)
         for (ntokens = 0; arg < argc && ntokens < 16; arg++)
             tokens[ntokens++] = atoi(argv[arg]);
-    mf_context *ctx;
-    mf_status s = mf_context_create(0, &ctx);
-    if (s != MF_OK) {
-        printf("bench_layer: no GPU to run on (%s: %s)\n", mf_status_string(s), mf_last_error());
-        return 0;
-    }
+    mf_device_info info;
+    mf_context *ctx = bench_context_or_exit("bench_layer", &info);
     mf_rng rng;
     mf_rng_init(&rng, mf_rng_seed_from_time());
     printf("%-12s %-5s %-10s %6s %13s %18s | %8s %8s %8s %8s %8s\n", "preset", "dtype", "layout",

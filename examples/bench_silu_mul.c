@@ -83,17 +83,9 @@ static void bench_shape(mf_context *ctx, const shape *s, double copy_gbs, mf_rng
 
 int main(void)
 {
-    mf_context *ctx;
-    mf_status s = mf_context_create(0, &ctx);
-    if (s != MF_OK) {
-        printf("bench_silu_mul: no GPU to run on (%s: %s)\n", mf_status_string(s), mf_last_error());
-        return 0;
-    }
     mf_device_info info;
-    mf_context_info(ctx, &info);
-    double copy_gbs = bench_copy_ceiling_gbs(ctx, (size_t)1 << 30);
-    printf("device: %s (%s, %d SMs); device-to-device copy: %.1f GB/s (read + write)\n",
-           info.name, info.arch, info.sm_count, copy_gbs);
+    mf_context *ctx = bench_context_or_exit("bench_silu_mul", &info);
+    double copy_gbs = bench_print_copy_ceiling(ctx, &info);
     printf("%-22s %5s %6s %6s %13s %12s %13s %7s\n", "shape", "E", "rows", "N", "bytes", "time",
            "bandwidth", "of copy");
     static const shape shapes[] = {

@@ -12,17 +12,6 @@
 #include "gemm_problem.h"
 #include "svg_heatmap.h"
 
-typedef struct gemm_job {
-    mf_context *ctx;
-    gemm_problem *p;
-} gemm_job;
-
-static void run_job(void *user)
-{
-    gemm_job *j = user;
-    BENCH_CHECK(mf_gemm(j->ctx, &j->p->args, NULL));
-}
-
 static int usage(void)
 {
     fprintf(stderr, "usage: explore_gemm [bf16|e4m3|all] [masked|contiguous] E M N K [OUT_PREFIX]\n");
@@ -79,12 +68,8 @@ int main(int argc, char **argv)
         .experts = atoi(argv[3]), .m = atoi(argv[4]), .n = atoi(argv[5]), .k = atoi(argv[6])};
     if (p.experts < 1 || p.m < 1 || p.n < 1 || p.k < 1)
         return usage();
-    mf_context *ctx;
-    mf_status s = mf_context_create(0, &ctx);
-    if (s != MF_OK) {
-        printf("explore_gemm: no GPU to run on (%s: %s)\n", mf_status_string(s), mf_last_error());
-        return 0;
-    }
+    mf_device_info info;
+    mf_context *ctx = bench_context_or_exit("explore_gemm", &info);
     char path[4096];
     FILE *csv = NULL;
     if (argc == 8) {
@@ -93,8 +78,6 @@ int main(int argc, char **argv)
             return usage();
         fprintf(csv, "dtype,bm,bn,wm,wn,stages,us,tflops,rel_error,heuristic\n");
     }
-    mf_device_info info;
-    mf_context_info(ctx, &info);
     mf_rng rng;
     mf_rng_init(&rng, mf_rng_seed_from_time());
     printf("%s E=%d M=%d N=%d K=%d on %s\n", argv[2], p.experts, p.m, p.n, p.k, info.name);

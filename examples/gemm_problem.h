@@ -124,6 +124,18 @@ static inline double gemm_sampled_error(mf_context *ctx, const gemm_problem *p, 
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
+/* A bench_fn that runs the problem's GEMM once. */
+typedef struct gemm_job {
+    mf_context *ctx;
+    gemm_problem *p;
+} gemm_job;
+
+static inline void run_job(void *user)
+{
+    gemm_job *j = user;
+    BENCH_CHECK(mf_gemm(j->ctx, &j->p->args, NULL));
+}
+
 static inline void gemm_problem_free(mf_context *ctx, gemm_problem *p)
 {
     const void *all[] = {p->args.a, p->args.b, p->args.a_scale, p->args.b_scale, p->args.d,
