@@ -23,7 +23,9 @@ static void *open_first_found(char *path, size_t size)
         snprintf(in_cuda_home, sizeof in_cuda_home, "%.480s/lib64/libnvrtc.so", cuda_home);
     const char *candidates[] = {env, "libnvrtc.so.13", "libnvrtc.so", in_cuda_home,
                                 "/usr/local/cuda/lib64/libnvrtc.so"};
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+    /* an explicit choice is the only one tried: no silent fallback */
+    size_t count = env && *env ? 1 : sizeof candidates / sizeof candidates[0];
+    for (size_t i = 0; i < count; i++) {
         if (!candidates[i] || !*candidates[i])
             continue;
         void *lib = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
@@ -40,8 +42,9 @@ static mf_status load_nvrtc(void)
     void *lib = open_first_found(nvrtc.path, sizeof nvrtc.path);
     if (!lib)
         return MF_FAIL(MF_ERR_NO_COMPILER,
-                       "cannot load NVRTC (tried $MOEFORGE_NVRTC, libnvrtc.so.13, libnvrtc.so, "
-                       "$CUDA_HOME/lib64, /usr/local/cuda/lib64): %s", dlerror());
+                       "cannot load NVRTC (%s): %s", getenv("MOEFORGE_NVRTC") && *getenv("MOEFORGE_NVRTC")
+                       ? "$MOEFORGE_NVRTC" : "libnvrtc.so.13, libnvrtc.so, $CUDA_HOME/lib64, "
+                       "/usr/local/cuda/lib64", dlerror());
 #define MF_NVRTC_FETCH(name)                                                                \
     if (!(nvrtc.name = (__typeof__(nvrtc.name))dlsym(lib, #name)))                          \
         return MF_FAIL(MF_ERR_NO_COMPILER, "%s lacks %s", nvrtc.path, #name);

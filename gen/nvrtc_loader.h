@@ -1,6 +1,6 @@
-/* NVRTC, loaded with dlopen on first use so nothing links it:
- * $MOEFORGE_NVRTC, then libnvrtc.so.13 / libnvrtc.so from the loader path,
- * then $CUDA_HOME/lib64 and /usr/local/cuda/lib64. */
+/* NVRTC, loaded with dlopen on first use so nothing links it: $MOEFORGE_NVRTC
+ * alone when set, else libnvrtc.so.13 / libnvrtc.so from the loader path, then
+ * $CUDA_HOME/lib64 and /usr/local/cuda/lib64. */
 #ifndef MF_NVRTC_LOADER_H
 #define MF_NVRTC_LOADER_H
 

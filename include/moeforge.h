@@ -58,7 +58,8 @@ typedef enum mf_status {
     MF_ERR_ARCHIVE,           /* archive or cache entry corrupt or truncated     */
     MF_ERR_ARCHIVE_VERSION,   /* archive written in another format version       */
     MF_ERR_ARCH_MISMATCH,     /* archive holds no code for this device's arch    */
-    MF_ERR_IO                 /* file system error                               */
+    MF_ERR_IO,                /* file system error                               */
+    MF_ERR_UNTRUSTED          /* kernel file or its folder writable by others    */
 } mf_status;
 
 /* Short constant description of a status ("invalid argument"). */
@@ -105,7 +106,9 @@ MF_API mf_status mf_context_info(const mf_context *ctx, mf_device_info *out);
  * disables it), then the JIT provider when one is installed (moeforge_gen.h). */
 
 /* Maps an archive file (written by `moeforge pack` or the build) and serves
- * kernels from it. The context keeps it open until destroyed. */
+ * kernels from it. The context keeps it open until destroyed. The file and
+ * its folder must belong to this user (or root) and be writable by nobody
+ * else: MF_ERR_UNTRUSTED otherwise. */
 MF_API mf_status mf_context_open_archive(mf_context *ctx, const char *path);
 
 /* Makes sure `spec` is loaded (compiling it when JIT is installed).

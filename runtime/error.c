@@ -29,6 +29,7 @@ const char *mf_status_string(mf_status status)
     case MF_ERR_ARCHIVE_VERSION: return "archive format version not supported";
     case MF_ERR_ARCH_MISMATCH: return "archive built for another GPU architecture";
     case MF_ERR_IO: return "file system error";
+    case MF_ERR_UNTRUSTED: return "kernel file not trusted (owner or permissions)";
     }
     return "unknown status";
 }

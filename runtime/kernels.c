@@ -3,6 +3,7 @@
 
 #include "disk_cache.h"
 #include "error.h"
+#include "trust.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +204,7 @@ mf_status mf_context_open_archive(mf_context *ctx, const char *path)
     if (!ctx || !path)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_context_open_archive: null argument");
     mf_archive *a;
+    MF_TRY(mf_trust_file(path));
     MF_TRY(mf_archive_open_file(path, &a));
     char targets[16][16];
     int n = mf_device_targets(&ctx->info, targets, 16), usable = 0;

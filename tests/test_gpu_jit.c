@@ -4,6 +4,7 @@
 #include "moeforge_gen.h"
 
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* block=128, unroll=2 is not in the built-in set. */
@@ -41,12 +42,18 @@ Test(gpu_jit, archive_for_this_device_opens_and_garbage_is_refused)
     const char *archive = getenv("MF_BUILTIN_ARCHIVE");
     if (archive)
         MF_OK_OR_FAIL(mf_context_open_archive(ctx, archive));
-    char path[] = "/tmp/mf_garbage_XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, "not an archive at all, just text", 32), 32);
-    close(fd);
+    char dir[] = "/tmp/mf_archives_XXXXXX", path[64];
+    cr_assert(mkdtemp(dir)); /* private (0700): a trusted folder */
+    snprintf(path, sizeof path, "%s/garbage.mfa", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs("not an archive at all, just text", f);
+    fclose(f);
+    chmod(path, 0644);
     cr_assert_eq(mf_context_open_archive(ctx, path), MF_ERR_ARCHIVE, "%s", mf_last_error());
+    chmod(path, 0666); /* writable by others: refused before it is read */
+    cr_assert_eq(mf_context_open_archive(ctx, path), MF_ERR_UNTRUSTED, "%s", mf_last_error());
     unlink(path);
+    rmdir(dir);
     mf_context_destroy(ctx);
 }
