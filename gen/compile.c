@@ -1,6 +1,7 @@
 /* Spec -> rendered source -> NVRTC -> cubin and/or PTX. */
 #include "moeforge_gen.h"
 
+#include "arch.h"
 #include "error.h"
 #include "nvrtc_loader.h"
 #include "spec.h"
@@ -25,9 +26,17 @@ static void keep_last_log(const char *log)
 
 mf_status mf_gen_canonical_spec(const char *spec, char *out, size_t size)
 {
+    if (!spec || !out || size == 0)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gen_canonical_spec: null argument or size 0");
     mf_spec parsed;
+    char text[MF_SPEC_TEXT_MAX];
     MF_TRY(mf_spec_parse(spec, &parsed));
-    return mf_spec_format(&parsed, out, size);
+    MF_TRY(mf_spec_format(&parsed, text, sizeof text));
+    if (strlen(text) >= size)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gen_canonical_spec: %zu bytes needed, %zu given",
+                       strlen(text) + 1, size);
+    memcpy(out, text, strlen(text) + 1);
+    return MF_OK;
 }
 
 /* Parses spec, derives canonical text and entry name, renders "<family>.cu". */
@@ -57,6 +66,8 @@ mf_status mf_gen_render(const char *spec, char **source, size_t *size)
 
 mf_status mf_gen_nvrtc_version(int *major, int *minor)
 {
+    if (!major || !minor)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gen_nvrtc_version: null argument");
     const mf_nvrtc *nv;
     MF_TRY(mf_nvrtc_get(&nv));
     *major = nv->major;
@@ -64,8 +75,7 @@ mf_status mf_gen_nvrtc_version(int *major, int *minor)
     return MF_OK;
 }
 
-/* Accepts "sm_<digits>[a]" and writes the matching virtual arch. */
-static mf_status check_arch(const char *arch, char ptx_target[16])
+mf_status mf_arch_check(const char *arch, char ptx_target[16])
 {
     size_t n = arch ? strlen(arch) : 0, digits = 0;
     while (n > 3 && 3 + digits < n && arch[3 + digits] >= '0' && arch[3 + digits] <= '9')
@@ -164,13 +174,12 @@ mf_status mf_gen_compile(const char *spec, const char *arch, unsigned emit, mf_k
 {
     if (!spec || !out || !(emit & (MF_EMIT_CUBIN | MF_EMIT_PTX)))
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gen_compile: null argument or nothing to emit");
-    *out = NULL;
     mf_kernel_binary *b = calloc(1, sizeof *b);
     if (!b)
         return MF_FAIL(MF_ERR_OUT_OF_MEMORY, "mf_gen_compile: no host memory");
     char *source = NULL;
     size_t size;
-    mf_status s = check_arch(arch, b->ptx_target);
+    mf_status s = mf_arch_check(arch, b->ptx_target);
     if (s == MF_OK) {
         snprintf(b->arch, sizeof b->arch, "%s", arch);
         s = render_spec(spec, b->spec, b->entry, &source, &size);

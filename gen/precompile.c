@@ -3,6 +3,7 @@
  * pack them all. */
 #include "moeforge_gen.h"
 
+#include "arch.h"
 #include "error.h"
 #include "model.h"
 #include "pack.h"
@@ -17,11 +18,9 @@ static mf_status load_model(const char *model, mf_model *out)
     return is_file ? mf_model_load_file(model, out) : mf_model_load_preset(model, out);
 }
 
-static mf_status pack_specs(const mf_spec_list *specs, const char *arch, int threads,
-                            const char *archive_path)
+static mf_status pack_specs(const mf_spec_list *specs, const char *arch, const char *ptx_target,
+                            int threads, const char *archive_path)
 {
-    char ptx_target[24];
-    snprintf(ptx_target, sizeof ptx_target, "compute_%s", strncmp(arch, "sm_", 3) ? arch : arch + 3);
     const char *targets[] = {arch, ptx_target};
     mf_warmup_options options = {targets, 2, threads, MF_PROGRESS_AUTO, 1};
     mf_cache *cache;
@@ -42,14 +41,16 @@ static mf_status pack_specs(const mf_spec_list *specs, const char *arch, int thr
 mf_status mf_gen_precompile(const char *model, const char *arch, int threads,
                             const char *archive_path, size_t *kernels)
 {
-    if (!model || !arch || !archive_path)
-        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gen_precompile: null argument");
+    if (!model || !arch || !archive_path || threads < 0)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gen_precompile: null argument or threads < 0");
+    char ptx_target[16];
+    MF_TRY(mf_arch_check(arch, ptx_target));
     mf_model m;
     MF_TRY(load_model(model, &m));
     mf_spec_list specs = {0};
     mf_status s = mf_model_kernel_specs(&m, &specs);
     if (s == MF_OK)
-        s = pack_specs(&specs, arch, threads, archive_path);
+        s = pack_specs(&specs, arch, ptx_target, threads, archive_path);
     if (s == MF_OK && kernels)
         *kernels = specs.count;
     mf_spec_list_free(&specs);

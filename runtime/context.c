@@ -63,8 +63,9 @@ static mf_status open_device(mf_context *ctx, int ordinal)
 
 mf_status mf_context_create(int ordinal, mf_context **out)
 {
-    if (!out)
-        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_context_create: out is NULL");
+    if (!out || ordinal < 0)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_context_create: out is NULL or ordinal %d < 0",
+                       ordinal);
     *out = NULL;
     mf_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx)

@@ -5,9 +5,17 @@
 
 #include <stdlib.h>
 
+/* Arguments are checked before the context, as the ops do, so that a wrong
+ * call names its own mistake whatever the context. */
 #define CHECK_CTX(ctx, fn)                                                     \
     if (!(ctx))                                                                \
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, fn ": ctx is NULL");
+
+/* A copy or fill of bytes > 0 needs both ends; 0 bytes touches nothing. */
+#define CHECK_ENDS(fn, dst, src, bytes)                                        \
+    if ((bytes) && (!(dst) || !(src)))                                         \
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, fn ": dst or src is NULL (%zu bytes)", \
+                       (size_t)(bytes));
 
 /* Runs one driver call with ctx current: CALL is an expression using `drv`. */
 #define IN_CONTEXT(ctx, call_text, CALL)                                        \
@@ -22,9 +30,9 @@
 
 mf_status mf_malloc(mf_context *ctx, void **ptr, size_t bytes)
 {
-    CHECK_CTX(ctx, "mf_malloc");
     if (!ptr || bytes == 0)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_malloc: ptr is NULL or bytes is 0");
+    CHECK_CTX(ctx, "mf_malloc");
     CUdeviceptr d = 0;
     IN_CONTEXT(ctx, "cuMemAlloc", drv->cuMemAlloc(&d, bytes));
     *ptr = (void *)(uintptr_t)d;
@@ -41,6 +49,7 @@ void mf_free(mf_context *ctx, void *ptr)
 
 mf_status mf_memcpy_htod(mf_context *ctx, void *dst, const void *src, size_t bytes)
 {
+    CHECK_ENDS("mf_memcpy_htod", dst, src, bytes);
     CHECK_CTX(ctx, "mf_memcpy_htod");
     IN_CONTEXT(ctx, "cuMemcpyHtoD", drv->cuMemcpyHtoD((CUdeviceptr)(uintptr_t)dst, src, bytes));
     return MF_OK;
@@ -48,6 +57,7 @@ mf_status mf_memcpy_htod(mf_context *ctx, void *dst, const void *src, size_t byt
 
 mf_status mf_memcpy_dtoh(mf_context *ctx, void *dst, const void *src, size_t bytes)
 {
+    CHECK_ENDS("mf_memcpy_dtoh", dst, src, bytes);
     CHECK_CTX(ctx, "mf_memcpy_dtoh");
     IN_CONTEXT(ctx, "cuMemcpyDtoH", drv->cuMemcpyDtoH(dst, (CUdeviceptr)(uintptr_t)src, bytes));
     return MF_OK;
@@ -56,6 +66,7 @@ mf_status mf_memcpy_dtoh(mf_context *ctx, void *dst, const void *src, size_t byt
 mf_status mf_memcpy_dtod_async(mf_context *ctx, void *dst, const void *src, size_t bytes,
                                mf_stream stream)
 {
+    CHECK_ENDS("mf_memcpy_dtod_async", dst, src, bytes);
     CHECK_CTX(ctx, "mf_memcpy_dtod_async");
     IN_CONTEXT(ctx, "cuMemcpyDtoDAsync",
                drv->cuMemcpyDtoDAsync((CUdeviceptr)(uintptr_t)dst, (CUdeviceptr)(uintptr_t)src,
@@ -65,6 +76,8 @@ mf_status mf_memcpy_dtod_async(mf_context *ctx, void *dst, const void *src, size
 
 mf_status mf_memset_d8(mf_context *ctx, void *dst, uint8_t value, size_t bytes)
 {
+    if (bytes && !dst)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_memset_d8: dst is NULL (%zu bytes)", bytes);
     CHECK_CTX(ctx, "mf_memset_d8");
     IN_CONTEXT(ctx, "cuMemsetD8", drv->cuMemsetD8((CUdeviceptr)(uintptr_t)dst, value, bytes));
     return MF_OK;
@@ -84,9 +97,9 @@ struct mf_timer {
 
 mf_status mf_timer_create(mf_context *ctx, mf_timer **out)
 {
-    CHECK_CTX(ctx, "mf_timer_create");
     if (!out)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_timer_create: out is NULL");
+    CHECK_CTX(ctx, "mf_timer_create");
     mf_timer *t = calloc(1, sizeof *t);
     if (!t)
         return MF_FAIL(MF_ERR_OUT_OF_MEMORY, "mf_timer_create: no host memory");
@@ -147,9 +160,9 @@ mf_status mf_timer_elapsed_ms(mf_timer *t, float *ms)
 
 mf_status mf_stream_create(mf_context *ctx, mf_stream *out)
 {
-    CHECK_CTX(ctx, "mf_stream_create");
     if (!out)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_stream_create: out is NULL");
+    CHECK_CTX(ctx, "mf_stream_create");
     CUstream s = NULL;
     IN_CONTEXT(ctx, "cuStreamCreate", drv->cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
     *out = (mf_stream)s;
@@ -180,9 +193,9 @@ mf_status mf_graph_capture_begin(mf_context *ctx, mf_stream stream)
 
 mf_status mf_graph_capture_end(mf_context *ctx, mf_stream stream, mf_graph **out)
 {
-    CHECK_CTX(ctx, "mf_graph_capture_end");
     if (!out)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_graph_capture_end: out is NULL");
+    CHECK_CTX(ctx, "mf_graph_capture_end");
     mf_graph *g = calloc(1, sizeof *g);
     if (!g)
         return MF_FAIL(MF_ERR_OUT_OF_MEMORY, "mf_graph_capture_end: no host memory");

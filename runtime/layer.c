@@ -25,6 +25,26 @@ static size_t round256(size_t n)
     return (n + 255) & ~(size_t)255;
 }
 
+static mf_layout resolve_layout(const mf_layer_desc *d);
+
+/* The GEMMs see N = 2 * intermediate and rows of hidden (or intermediate) bf16
+ * elements, counted in int32: both must stay within int32 doubled. */
+static mf_status check_sizes(const mf_layer_desc *d)
+{
+    if (d->hidden > INT32_MAX / 2 || d->intermediate > INT32_MAX / 2)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "layer: hidden = %d and intermediate = %d must be "
+                       "at most %d (2 * N and bf16 row bytes are int32)", d->hidden,
+                       d->intermediate, INT32_MAX / 2);
+    if ((int64_t)d->max_tokens * d->topk > INT32_MAX / 2)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "layer: max_tokens * topk too large");
+    /* masked rows are E * max_m (max_tokens rounded up to 4), indexed by int32 src2dst */
+    int64_t masked_rows = (int64_t)d->experts * (((int64_t)d->max_tokens + 3) / 4 * 4);
+    if (resolve_layout(d) == MF_LAYOUT_MASKED && masked_rows > INT32_MAX)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "layer (masked): experts * max_m = %lld rows "
+                       "overflow int32 (use the contiguous layout)", (long long)masked_rows);
+    return MF_OK;
+}
+
 static mf_status check_desc(const mf_layer_desc *d)
 {
     if (d->hidden < 128 || d->hidden % 128 || d->intermediate < 128 || d->intermediate % 128)
@@ -44,11 +64,12 @@ static mf_status check_desc(const mf_layer_desc *d)
                        fp8 ? ", w13_scale or w2_scale" : "");
     if (mf_misaligned16(d->w13) || mf_misaligned16(d->w2))
         return MF_FAIL(MF_ERR_MISALIGNED, "layer: w13 or w2 not 16-byte aligned");
+    /* Found here, not by GEMM 1 after preprocess has already run. */
+    if (fp8 && (((uintptr_t)d->w13_scale | (uintptr_t)d->w2_scale) & 3))
+        return MF_FAIL(MF_ERR_MISALIGNED, "layer: w13_scale or w2_scale not 4-byte aligned");
     if (d->ue8m0 && !fp8)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "layer: ue8m0 needs dtype e4m3");
-    if ((int64_t)d->max_tokens * d->topk > INT32_MAX / 2)
-        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "layer: max_tokens * topk too large");
-    return MF_OK;
+    return check_sizes(d);
 }
 
 /* DESIGN's rule for MF_LAYOUT_AUTO: masked while its rows are at most twice
@@ -89,10 +110,17 @@ static mf_status plan_workspace(mf_layer *l)
 
 mf_status mf_layer_create(mf_context *ctx, const mf_layer_desc *desc, mf_layer **out)
 {
-    if (!ctx || !desc || !out)
-        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_layer_create: null argument");
+    /* The description before the context, as every op checks its arguments. */
+    if (!desc || !out)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_layer_create: desc or out is NULL");
     *out = NULL;
     MF_TRY(check_desc(desc));
+    if (!ctx)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_layer_create: ctx is NULL");
+    /* Refused now rather than by the first e4m3 kernel of a forward. */
+    if (desc->dtype == MF_DTYPE_E4M3 && ctx->info.cc_major * 10 + ctx->info.cc_minor < 89)
+        return MF_FAIL(MF_ERR_UNSUPPORTED, "layer: e4m3 needs sm_89 or newer, device is %s",
+                       ctx->info.arch);
     mf_layer *l = calloc(1, sizeof *l);
     if (!l)
         return MF_FAIL(MF_ERR_OUT_OF_MEMORY, "mf_layer_create: no host memory");
@@ -188,9 +216,18 @@ static mf_status check_io(const mf_layer *l, const mf_layer_io *io)
     if (!io->hidden || !io->topk_ids || !io->topk_weights || !io->out || !io->workspace)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_layer_forward: hidden, topk_ids, "
                        "topk_weights, out or workspace is NULL");
-    if (io->workspace_size < l->ws.total || mf_misaligned16(io->workspace))
+    if (io->workspace_size < l->ws.total)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_layer_forward: workspace of %zu bytes, need "
                        "%zu (16-byte aligned)", io->workspace_size, l->ws.total);
+    /* Every alignment the five ops need, checked before the first launch:
+     * otherwise a misaligned out would be refused by combine, after four
+     * stages have run. */
+    if (mf_misaligned16(io->workspace) || mf_misaligned16(io->hidden) || mf_misaligned16(io->out))
+        return MF_FAIL(MF_ERR_MISALIGNED, "mf_layer_forward: workspace, hidden or out not "
+                       "16-byte aligned");
+    if (((uintptr_t)io->topk_ids | (uintptr_t)io->topk_weights | (uintptr_t)io->error_flags) & 3)
+        return MF_FAIL(MF_ERR_MISALIGNED, "mf_layer_forward: topk_ids, topk_weights or "
+                       "error_flags not 4-byte aligned");
     return MF_OK;
 }
 

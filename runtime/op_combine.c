@@ -24,6 +24,10 @@ static mf_status validate(const mf_context *ctx, const mf_combine_args *a)
                        "mf_combine: d, src2dst, topk_weights or out is NULL");
     if (mf_misaligned16(a->d) || mf_misaligned16(a->out))
         return MF_FAIL(MF_ERR_MISALIGNED, "mf_combine: d or out not 16-byte aligned");
+    /* int32/fp32 loads and the flag word's atomicOr fault on a misaligned word. */
+    if (((uintptr_t)a->src2dst | (uintptr_t)a->topk_weights | (uintptr_t)a->error_flags) & 3)
+        return MF_FAIL(MF_ERR_MISALIGNED, "mf_combine: src2dst, topk_weights or error_flags not "
+                       "4-byte aligned");
     if (a->hidden_size < COMBINE_VEC)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_combine: hidden_size = %d, must be >= 8",
                        a->hidden_size);

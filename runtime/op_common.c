@@ -15,8 +15,11 @@ mf_status mf_op_kernel(mf_context *ctx, const mf_spec *spec, mf_kernel **out)
 
 mf_status mf_error_flags_read(mf_context *ctx, const int32_t *flags, int32_t *value)
 {
-    if (!ctx || !flags || !value)
-        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_error_flags_read: null argument");
+    /* Arguments before the context, as every op does. */
+    if (!flags || !value)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_error_flags_read: flags or value is NULL");
+    if (!ctx)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_error_flags_read: ctx is NULL");
     return mf_memcpy_dtoh(ctx, value, flags, sizeof *value);
 }
 

@@ -19,7 +19,7 @@ static const mf_gemm_config e4m3_configs[] = {
 };
 #define N_CONFIGS 6
 
-enum { SMEM_PER_SM = 228 * 1024, ROW_BYTES = 128 };
+enum { SMEM_PER_SM = 228 * 1024, ROW_BYTES = 128, MAX_GRID_Y = 65535 };
 
 static const mf_gemm_config *configs_for(mf_dtype dtype)
 {
@@ -96,9 +96,13 @@ static mf_status choose(mf_dtype dtype, mf_layout layout, int m, int n, int grou
             *out = list[i];
         }
     }
+    if (best < 0 && layout == MF_LAYOUT_CONTIGUOUS)
+        return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: no tile config fits N = %d and m_capacity = %d "
+                       "(a tile's bn must divide N and its bm m_capacity; N %% 32 == 0 and "
+                       "m_capacity %% 128 == 0 always fit)", n, m_capacity);
     if (best < 0)
-        return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: no tile config fits N = %d (N %% 32 == 0 needed)"
-                       "%s", n, layout == MF_LAYOUT_CONTIGUOUS ? " and m_capacity % 32 == 0" : "");
+        return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: no tile config fits N = %d (N %% 32 == 0 needed)",
+                       n);
     return MF_OK;
 }
 
@@ -109,6 +113,9 @@ mf_status mf_gemm_choose(mf_dtype dtype, mf_layout layout, int m, int n, int k, 
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gemm_choose: out NULL or a size < 1");
     if (dtype != MF_DTYPE_BF16 && dtype != MF_DTYPE_E4M3)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gemm_choose: dtype %d", (int)dtype);
+    /* Any other value would silently be scored as masked. */
+    if (layout != MF_LAYOUT_MASKED && layout != MF_LAYOUT_CONTIGUOUS)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gemm_choose: layout %d unknown", (int)layout);
     /* contiguous: m is the average rows per group; capacities are 128-aligned */
     return choose(dtype, layout, m, n, groups, sm_count, 128, out);
 }
@@ -126,8 +133,14 @@ static mf_status check_shape(const mf_gemm_args *a)
     if (a->k % (fp8 ? 128 : 64))
         return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: K = %d is not a multiple of %d (%s)", a->k,
                        fp8 ? 128 : 64, fp8 ? "the e4m3 scale block" : "128 bytes of bf16");
-    if ((int64_t)a->experts * a->n * a->k > INT64_MAX / 4)
-        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "gemm: B size overflows");
+    /* Divided, not multiplied: experts * n * k itself can pass INT64_MAX. */
+    if ((int64_t)a->experts * a->n > INT64_MAX / 4 / a->k)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "gemm: B size overflows (experts = %d, n = %d, "
+                       "k = %d)", a->experts, a->n, a->k);
+    /* The kernel counts K's bytes (k * element size) in int32. */
+    if ((int64_t)a->k * (fp8 ? 1 : 2) > INT32_MAX)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "gemm: K = %d is %lld bytes per row, past the "
+                       "kernel's int32 index math", a->k, (long long)a->k * (fp8 ? 1 : 2));
     return MF_OK;
 }
 
@@ -138,6 +151,10 @@ static mf_status check_layout(const mf_gemm_args *a)
         if (!a->masked_m || a->max_m < 1 || a->expected_m < 0)
             return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "gemm (masked): masked_m NULL, max_m = %d or "
                            "expected_m = %d", a->max_m, a->expected_m);
+        /* Rows (and the kernel's tile prefix) are int32, as preprocess's src2dst. */
+        if ((int64_t)a->experts * a->max_m > INT32_MAX)
+            return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "gemm (masked): experts * max_m = %lld rows "
+                           "overflow int32", (long long)a->experts * a->max_m);
         if (fp8 && a->max_m % 4)
             return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm (masked, e4m3): max_m = %d is not a multiple "
                            "of 4 (16-byte scale rows)", a->max_m);
@@ -166,6 +183,11 @@ static mf_status validate(const mf_context *ctx, const mf_gemm_args *a)
         (((uintptr_t)a->a_scale | (uintptr_t)a->b_scale) & 3))
         return MF_FAIL(MF_ERR_MISALIGNED, "gemm: a, b or d not 16-byte aligned, or a scale "
                        "array not 4-byte aligned");
+    /* Read as int32 by the kernel: a misaligned word is a device fault. */
+    const int32_t *rows = a->layout == MF_LAYOUT_MASKED ? a->masked_m : a->m_indices;
+    if ((uintptr_t)rows & 3)
+        return MF_FAIL(MF_ERR_MISALIGNED, "gemm: %s %p not 4-byte aligned",
+                       a->layout == MF_LAYOUT_MASKED ? "masked_m" : "m_indices", (const void *)rows);
     if (!ctx)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gemm: ctx is NULL");
     if (fp8 && ctx->info.cc_major * 10 + ctx->info.cc_minor < 89)
@@ -174,12 +196,24 @@ static mf_status validate(const mf_context *ctx, const mf_gemm_args *a)
     return MF_OK;
 }
 
+/* Contiguous launches one block row per bm rows along grid y, which CUDA
+ * caps at 65535: past it the launch itself would fail with a driver error. */
+static mf_status check_grid(const mf_gemm_args *a, const mf_gemm_config *c)
+{
+    if (a->layout == MF_LAYOUT_CONTIGUOUS && a->m_capacity / c->bm > MAX_GRID_Y)
+        return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm (contiguous): m_capacity = %d is %d tiles of bm = "
+                       "%d rows, more than the %d of a grid's y dimension", a->m_capacity,
+                       a->m_capacity / c->bm, c->bm, MAX_GRID_Y);
+    return MF_OK;
+}
+
 mf_status mf_gemm_pick(const mf_gemm_args *a, int sm_count, mf_gemm_config *c)
 {
     if (!a->config) {
         int m = a->layout == MF_LAYOUT_MASKED ? (a->expected_m ? a->expected_m : a->max_m)
                                               : a->m_capacity / a->experts;
-        return choose(a->dtype, a->layout, m, a->n, a->experts, sm_count, a->m_capacity, c);
+        MF_TRY(choose(a->dtype, a->layout, m, a->n, a->experts, sm_count, a->m_capacity, c));
+        return check_grid(a, c);
     }
     const mf_gemm_config *list = configs_for(a->dtype);
     for (int i = 0; i < N_CONFIGS; i++)
@@ -188,7 +222,7 @@ mf_status mf_gemm_pick(const mf_gemm_args *a, int sm_count, mf_gemm_config *c)
             if (!config_fits(a->dtype, a->layout, c, a->n, a->m_capacity))
                 return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: config bm=%d bn=%d does not divide N = %d"
                                " or m_capacity = %d", c->bm, c->bn, a->n, a->m_capacity);
-            return MF_OK;
+            return check_grid(a, c);
         }
     return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: config bm=%d bn=%d wm=%d wn=%d stages=%d is not one "
                    "of the family's (mf_gemm_configs)", a->config->bm, a->config->bn,

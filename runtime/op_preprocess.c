@@ -12,7 +12,8 @@ enum {
     PRE_CHUNK = MF_PREPROCESS_FUSED_SLOTS, /* slots ranked by one block */
     PRE_MAX_TOPK = 32,
     PRE_MAX_EXPERTS = 1024,
-    PRE_DEFAULT_ALIGN = 128
+    PRE_DEFAULT_ALIGN = 128,
+    PRE_MAX_GRID_Y = 65535
 };
 
 /* Kernel parameter structs: the same members, in the same order, as
@@ -107,7 +108,8 @@ int mf_expected_m(int tokens, int topk, int experts)
     if (tokens <= 0 || topk <= 0 || experts <= 0)
         return 1;
     int64_t m = ((int64_t)tokens * topk + experts - 1) / experts;
-    return m < 1 ? 1 : (int)m;
+    /* A hint: past int32 it saturates rather than wrapping to 0 or negative. */
+    return m < 1 ? 1 : m > INT32_MAX ? INT32_MAX : (int)m;
 }
 
 static mf_status check_pointers(const mf_preprocess_args *a, int fp8)
@@ -145,6 +147,23 @@ static mf_status check_layout(const mf_preprocess_args *a)
     return MF_OK;
 }
 
+/* The one-launch path also fills m_indices, in grid y slices of T * PRE_BLOCK
+ * * 4 rows (plan_slices): a capacity far past the worst case would need more
+ * slices than CUDA's 65535 and fail at launch. */
+static mf_status check_fill_grid(const mf_preprocess_args *a)
+{
+    int64_t slots = (int64_t)a->tokens * a->topk;
+    if (a->layout != MF_LAYOUT_CONTIGUOUS || a->tokens == 0 || slots > PRE_CHUNK)
+        return MF_OK;
+    int64_t rows_per_slice = (int64_t)a->tokens * PRE_BLOCK * 4;
+    int64_t most = rows_per_slice * PRE_MAX_GRID_Y;
+    if (a->m_capacity > most)
+        return MF_FAIL(MF_ERR_UNSUPPORTED, "preprocess (contiguous): m_capacity = %d rows for %d "
+                       "tokens, at most %lld (65535 slices of %lld rows)", a->m_capacity,
+                       a->tokens, (long long)most, (long long)rows_per_slice);
+    return MF_OK;
+}
+
 static mf_status validate(const mf_context *ctx, const mf_preprocess_args *a)
 {
     if (!a)
@@ -162,13 +181,22 @@ static mf_status validate(const mf_context *ctx, const mf_preprocess_args *a)
                        a->hidden_size, fp8 ? 128 : 8);
     MF_TRY(check_pointers(a, fp8));
     MF_TRY(check_layout(a));
+    MF_TRY(check_fill_grid(a));
     size_t needed = plan_workspace((int64_t)a->tokens * a->topk, a->experts).total;
-    if (needed && (!a->workspace || a->workspace_size < needed || mf_misaligned16(a->workspace)))
+    if (needed && (!a->workspace || a->workspace_size < needed))
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess: workspace %p of %zu bytes, need %zu "
                        "bytes 16-byte aligned (mf_preprocess_workspace_size)", a->workspace,
                        a->workspace_size, needed);
+    if (needed && mf_misaligned16(a->workspace))
+        return MF_FAIL(MF_ERR_MISALIGNED, "preprocess: workspace %p not 16-byte aligned",
+                       a->workspace);
     if (!ctx)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_preprocess: ctx is NULL");
+    /* The e4m3 conversions (cvt.*.e4m3x2) exist from sm_89 on: say so instead
+     * of failing later at kernel lookup or compile. */
+    if (fp8 && ctx->info.cc_major * 10 + ctx->info.cc_minor < 89)
+        return MF_FAIL(MF_ERR_UNSUPPORTED, "preprocess: e4m3 output needs sm_89 or newer (%s)",
+                       ctx->info.arch);
     return MF_OK;
 }
 

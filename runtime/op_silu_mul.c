@@ -68,8 +68,10 @@ static mf_status validate_sizes(const mf_silu_mul_args *a)
                        "mf_silu_mul: n = %d, expected_m = %d (need n >= 8, expected_m >= 0)",
                        a->n, a->expected_m);
     int64_t rows = a->layout == MF_LAYOUT_MASKED ? (int64_t)a->experts * a->max_m : a->m_capacity;
-    if (rows * 2 * a->n > INT64_MAX / 4)
-        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_silu_mul: tensor size overflows");
+    /* Divided, not multiplied: rows * 2n itself can pass INT64_MAX. */
+    if (rows > INT64_MAX / 4 / 2 / a->n)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_silu_mul: tensor size overflows (%lld rows "
+                       "of 2 * %d)", (long long)rows, a->n);
     return MF_OK;
 }
 
@@ -84,6 +86,11 @@ static mf_status validate_alignment(const mf_silu_mul_args *a)
         return MF_FAIL(MF_ERR_MISALIGNED, "mf_silu_mul: input or output not 16-byte aligned");
     if (is_fp8(a) && ((uintptr_t)a->out_scale & 3))
         return MF_FAIL(MF_ERR_MISALIGNED, "mf_silu_mul: out_scale not 4-byte aligned");
+    /* The kernel reads them as int32: a misaligned word is a device fault. */
+    const int32_t *rows = a->layout == MF_LAYOUT_MASKED ? a->masked_m : a->m_indices;
+    if ((uintptr_t)rows & 3)
+        return MF_FAIL(MF_ERR_MISALIGNED, "mf_silu_mul: %s %p not 4-byte aligned",
+                       a->layout == MF_LAYOUT_MASKED ? "masked_m" : "m_indices", (const void *)rows);
     return MF_OK;
 }
 
