@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 BUILD=${BUILD:-build}
-PACKAGES=(meson ninja-build pkg-config liblua5.4-dev libcriterion-dev gcc)
+PACKAGES=(meson ninja-build pkg-config liblua5.4-dev libcriterion-dev gcc valgrind)
 
 die() { echo "dev.sh: $*" >&2; exit 1; }
 

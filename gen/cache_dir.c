@@ -146,13 +146,21 @@ static void remove_entry(const char *dir, const dir_file *f)
     }
 }
 
+/* An empty listing has no array, and qsort's may not be NULL even for zero
+ * elements (C11 7.1.4, 7.22.5). */
+static void sort_files(dir_listing *l, int (*compare)(const void *, const void *))
+{
+    if (l->count > 1)
+        qsort(l->files, l->count, sizeof *l->files, compare);
+}
+
 static size_t evict_oldest(const char *dir, dir_listing *l, uint64_t max_bytes)
 {
     uint64_t total = 0;
     size_t removed = 0;
     for (size_t i = 0; i < l->count; i++)
         total += is_entry(&l->files[i]) ? l->files[i].size : 0;
-    qsort(l->files, l->count, sizeof *l->files, older_first);
+    sort_files(l, older_first);
     for (size_t i = 0; i < l->count && total > max_bytes; i++) {
         if (!is_entry(&l->files[i]))
             continue;
@@ -247,7 +255,7 @@ mf_status mf_cache_list(mf_cache *c, mf_cache_visitor visit, void *user)
         return MF_OK;
     dir_listing l;
     MF_TRY(scan(dir, &l));
-    qsort(l.files, l.count, sizeof *l.files, by_name);
+    sort_files(&l, by_name);
     for (size_t i = 0; i < l.count; i++)
         if (l.files[i].kind == KIND_INDEX)
             visit_index(dir, &l.files[i], visit, user);

@@ -377,7 +377,10 @@ static int emit_line(lua_State *L)
     int file = (int)lua_tointeger(L, lua_upvalueindex(2));
     lua_Integer line = luaL_checkinteger(L, 1);
     int top = lua_gettop(L);
-    if (file != ctx->last_file || line != ctx->last_line + 1)
+    /* Wrapping arithmetic, as Lua's own: template code can reach the emitter
+     * (a local of its chunk) and pass any integer, math.maxinteger included. */
+    bool follows = (lua_Unsigned)line == (lua_Unsigned)ctx->last_line + 1;
+    if (file != ctx->last_file || !follows)
         output_line_directive(L, ctx, lua_tostring(L, lua_upvalueindex(1)), line);
     output_literal(L, ctx, 2);
     for (int i = 3; i + 2 <= top; i += 3) {
@@ -464,11 +467,67 @@ static bool is_builtin_name(const char *s)
     return false;
 }
 
+/* Lua's pattern matching runs in C, out of the instruction hook's reach, and
+ * backtracks: about len^(q+1) steps for q quantifiers. A call whose bound
+ * passes PATTERN_STEP_BUDGET is refused instead of hanging the render. */
+#define PATTERN_STEP_BUDGET 1e8
+static const char *const pattern_functions[] = {"find", "match", "gmatch", "gsub", NULL};
+
+static int count_quantifiers(const char *p)
+{
+    int q = 0;
+    for (; *p; p++) {
+        if (*p == '%' && p[1]) {
+            q += p[1] == 'b' || p[1] == 'f';
+            p++;
+        } else
+            q += *p == '*' || *p == '+' || *p == '-' || *p == '?';
+    }
+    return q;
+}
+
+static int guarded_pattern_call(lua_State *L)
+{
+    size_t n;
+    luaL_checklstring(L, 1, &n);
+    const char *pattern = luaL_checkstring(L, 2);
+    int plain = lua_toboolean(L, 4) && lua_tocfunction(L, lua_upvalueindex(2)) != NULL;
+    int q = count_quantifiers(pattern);
+    double steps = 1;
+    for (int i = 0; i <= q && q > 0 && !plain; i++)
+        steps *= (double)n + 1;
+    if (steps > PATTERN_STEP_BUDGET)
+        return luaL_error(L, "pattern '%s' is too costly for the template sandbox (%d quantifiers "
+                          "over %d bytes)", pattern, q, (int)n);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* Wraps the pattern functions of the string library on top of the stack. */
+static void guard_pattern_functions(lua_State *L)
+{
+    for (const char *const *f = pattern_functions; *f; f++) {
+        lua_getfield(L, -1, *f);
+        if (strcmp(*f, "find") == 0) /* find alone takes a `plain` flag */
+            lua_pushcfunction(L, guarded_pattern_call);
+        else
+            lua_pushnil(L);
+        lua_pushcclosure(L, guarded_pattern_call, 2);
+        lua_setfield(L, -2, *f);
+    }
+}
+
 /* Pushes a copy of the library table on top, without `hidden`. They are also
  * removed from the original: the string metatable's __index is the original,
  * so ("").dump would otherwise still reach string.dump. */
 static void push_library_copy(lua_State *L, const char *const *hidden)
 {
+    int is_string_library = lua_getfield(L, -1, "gsub") == LUA_TFUNCTION;
+    lua_pop(L, 1);
+    if (is_string_library)
+        guard_pattern_functions(L);
     for (; *hidden; hidden++) {
         lua_pushnil(L);
         lua_setfield(L, -2, *hidden);

@@ -6,6 +6,7 @@
 #include "moeforge_gen.h"
 #include "spec.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -105,10 +106,33 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* No more threads than tasks, and at least one. */
+/* MOEFORGE_WARMUP_MAX_THREADS bounds every warmup of the process, whatever
+ * the caller asked (as OMP_THREAD_LIMIT does): each compile child holds an
+ * NVRTC instance in memory, and a process whose allocator is not fork-safe
+ * with threads (ASan's) must fork its compilers from a single thread.
+ * 0 when unset or invalid (with a warning): no bound. */
+static size_t thread_limit(void)
+{
+    const char *v = getenv("MOEFORGE_WARMUP_MAX_THREADS");
+    if (!v || !v[0])
+        return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || *end || n < 1) {
+        mf_log(MF_LOG_WARN, "MOEFORGE_WARMUP_MAX_THREADS=%s is not a positive integer: ignored", v);
+        return 0;
+    }
+    return (size_t)n;
+}
+
+/* No more threads than tasks or the limit, and at least one. */
 static int pool_threads(const mf_warmup_options *o, size_t tasks)
 {
     size_t n = o->threads > 0 ? (size_t)o->threads : (size_t)mf_warmup_default_threads();
+    size_t limit = thread_limit();
+    if (limit && n > limit)
+        n = limit;
     if (n > tasks)
         n = tasks;
     return n < 1 ? 1 : (int)n;

@@ -1,0 +1,13 @@
+-- DeepSeek-V3 (DESIGN.md, "Model shapes"): every kernel a forward pass may launch for
+-- 1 to 16384 tokens, bf16 and FP8, in both layouts. `experts` is the count
+-- on one rank: with expert parallelism copy this file and divide it.
+return {
+  name = "deepseek-v3",
+  hidden = 7168,
+  intermediate = 2048,
+  experts = 256,
+  topk = 8,
+  dtypes = {"bf16", "e4m3"},
+  layouts = {"masked", "contiguous"},
+  tokens = {1, 16384},
+}
