@@ -17,6 +17,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from cuda_timing import median_ms
+
 PRESETS = {"deepseek-v3": (7168, 2048, 256, 8), "qwen3-235b": (4096, 1536, 128, 8),
            "qwen3-30b": (2048, 768, 128, 8), "mixtral": (4096, 14336, 8, 2)}
 TOKENS = [1, 64, 512, 4096, 16384]
@@ -48,20 +50,6 @@ def load_moeforge():
 def check(lib, status, what):
     if status != 0:
         raise RuntimeError(f"{what}: status {status}: {lib.mf_last_error().decode()}")
-
-
-def median_ms(fn, reps=10):
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(reps):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    return sorted(times)[reps // 2]
 
 
 def torch_moe(hidden, ids, weights, w13, w2):
@@ -146,8 +134,8 @@ def compare(lib, ctx, name, preset, fp8):
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             layer.forward(hidden, ids, weights, out)
-        ours = median_ms(graph.replay)
-        theirs = median_ms(lambda: torch_moe(hidden, ids, weights, w13, w2))
+        ours = median_ms(graph.replay, reps=10, warmup=2)
+        theirs = median_ms(lambda: torch_moe(hidden, ids, weights, w13, w2), reps=10, warmup=2)
         print(f"{name:<12} {'e4m3' if fp8 else 'bf16':<5} {T:>6} {theirs * 1e3:>11.1f} us "
               f"{ours * 1e3:>11.1f} us {theirs / ours:>7.2f}x {diff:>10.2e}", flush=True)
         layer.close()

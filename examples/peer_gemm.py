@@ -6,25 +6,13 @@ Median of 20 CUDA-event-timed calls after warmup, random inputs (never zeros).
 """
 import torch
 
+from cuda_timing import median_ms
+
 SHAPES = [(1, 1024, 4096, 7168), (1, 1024, 7168, 2048), (2, 512, 4096, 7168),
           (2, 512, 7168, 2048), (4, 256, 4096, 7168), (4, 256, 7168, 2048),
           (32, 64, 4096, 7168), (32, 64, 7168, 2048), (4, 8192, 4096, 7168),
           (4, 8192, 7168, 2048), (8, 4096, 4096, 7168), (8, 4096, 7168, 2048),
           (128, 256, 1536, 2048), (128, 256, 2048, 768)]
-
-
-def median_ms(fn, reps=20):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(reps):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    return sorted(times)[reps // 2]
 
 
 def dense_ceiling():
