@@ -9,11 +9,13 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* What the child sends back: this header, then message or payloads. */
@@ -59,12 +61,33 @@ static void child_compile(int fd, const char *spec, const char *arch, unsigned e
     _exit(failed ? 3 : 0);
 }
 
-/* Reads until EOF into a growing buffer. */
-static char *read_all(int fd, size_t *size)
+/* Seconds a compile may take before its process is killed: a hung compiler
+ * must not hang its caller. MOEFORGE_COMPILE_TIMEOUT overrides the default. */
+static int compile_timeout_seconds(void)
+{
+    const char *env = getenv("MOEFORGE_COMPILE_TIMEOUT");
+    int seconds = env ? atoi(env) : 0;
+    return seconds > 0 ? seconds : 600;
+}
+
+/* Reads until EOF into a growing buffer; *timed_out when the deadline passes
+ * first. */
+static char *read_all(int fd, size_t *size, int timeout_seconds, int *timed_out)
 {
     size_t cap = 1 << 16, used = 0;
     char *buf = malloc(cap);
+    time_t deadline = time(NULL) + timeout_seconds;
+    *timed_out = 0;
     while (buf) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int left = (int)(deadline - time(NULL));
+        int ready = left > 0 ? poll(&p, 1, left * 1000) : 0;
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready == 0) {
+            *timed_out = 1;
+            break;
+        }
         if (used == cap) {
             char *bigger = realloc(buf, cap *= 2);
             if (!bigger) {
@@ -174,9 +197,15 @@ mf_status mf_gen_compile_isolated(const char *spec, const char *arch, unsigned e
     }
     close(fds[1]);
     size_t size = 0;
-    char *reply = read_all(fds[0], &size);
+    int timeout = compile_timeout_seconds(), timed_out;
+    char *reply = read_all(fds[0], &size, timeout, &timed_out);
     close(fds[0]);
+    if (timed_out)
+        kill(pid, SIGKILL);
     mf_status s = wait_child(pid, spec);
+    if (timed_out)
+        s = MF_FAIL(MF_ERR_COMPILER_CRASHED, "compiler process for '%s' timed out after %d s "
+                    "(MOEFORGE_COMPILE_TIMEOUT) and was killed", spec, timeout);
     if (s == MF_OK)
         s = reply ? decode_reply(reply, size, spec, out)
                   : MF_FAIL(MF_ERR_OUT_OF_MEMORY, "no host memory for the compiler's reply");

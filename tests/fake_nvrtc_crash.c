@@ -1,9 +1,12 @@
 /* A stand-in NVRTC whose compile crashes the process, as NVRTC 13.0 does on
- * some sm_90a code (DESIGN.md): loaded through MOEFORGE_NVRTC by the fault
- * tests to prove an isolated compile survives it. Every other call succeeds
- * trivially so that the crash happens inside nvrtcCompileProgram. */
+ * some sm_90a code (DESIGN.md), or hangs when MF_FAKE_NVRTC_HANG is set:
+ * loaded through MOEFORGE_NVRTC by the fault tests to prove an isolated
+ * compile survives both. Every other call succeeds trivially so that the
+ * fault happens inside nvrtcCompileProgram. */
 #include <nvrtc.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 const char *nvrtcGetErrorString(nvrtcResult r)
 {
@@ -34,6 +37,8 @@ nvrtcResult nvrtcDestroyProgram(nvrtcProgram *prog)
 nvrtcResult nvrtcCompileProgram(nvrtcProgram prog, int n, const char *const *options)
 {
     (void)prog, (void)n, (void)options;
+    while (getenv("MF_FAKE_NVRTC_HANG"))
+        pause();
     raise(SIGSEGV);
     return NVRTC_ERROR_INTERNAL_ERROR;
 }

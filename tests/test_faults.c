@@ -87,6 +87,21 @@ Test(faults, crashing_compiler_is_a_status_naming_the_spec)
     }
 }
 
+Test(faults, hung_compiler_is_killed_after_the_timeout, .timeout = 30)
+{
+    const char *fake = getenv("MF_FAKE_NVRTC");
+    cr_assert(fake, "MF_FAKE_NVRTC not set");
+    setenv("MOEFORGE_NVRTC", fake, 1);
+    setenv("MF_FAKE_NVRTC_HANG", "1", 1);
+    setenv("MOEFORGE_COMPILE_TIMEOUT", "1", 1);
+    mf_kernel_binary *b = NULL;
+    cr_assert_eq(mf_gen_compile_isolated(spec, "sm_90a", MF_EMIT_CUBIN, &b),
+                 MF_ERR_COMPILER_CRASHED);
+    cr_assert_null(b);
+    cr_assert(strstr(mf_last_error(), "timed out after 1 s"), "%s", mf_last_error());
+    cr_assert(strstr(mf_last_error(), spec), "%s", mf_last_error());
+}
+
 Test(faults, missing_nvrtc_is_a_status_and_rendering_and_archives_still_work)
 {
     setenv("MOEFORGE_NVRTC", "/nonexistent/libnvrtc.so.13", 1);
