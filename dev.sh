@@ -12,20 +12,6 @@ PACKAGES=(meson ninja-build pkg-config liblua5.4-dev libcriterion-dev gcc valgri
 
 die() { echo "dev.sh: $*" >&2; exit 1; }
 
-install_missing_packages() {
-  local missing=() p
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
-  echo "dev.sh: installing ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-}
-
 find_cuda() {
   export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
   [ -f "$CUDA_HOME/include/cuda.h" ] && [ -f "$CUDA_HOME/include/nvrtc.h" ] ||
@@ -34,7 +20,7 @@ find_cuda() {
 }
 
 build() {
-  install_missing_packages
+  tests/install_packages.sh "${PACKAGES[@]}"
   find_cuda
   [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" >/dev/null
   ninja -C "$BUILD"

@@ -1,5 +1,6 @@
 /* Model files: run sandboxed, then every field validated by name. */
 #include "model.h"
+#include "lua_budget.h"
 
 #include "embedded.h"
 #include "error.h"
@@ -19,27 +20,9 @@
 #define MODEL_MAX_FILE_BYTES ((long)1 << 20)
 
 typedef struct budget {
-    size_t memory_used;
+    mf_lua_memory memory;
     long instructions;
 } budget;
-
-/* Refuses to grow past the memory limit (Lua reports "not enough memory"). */
-static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    budget *b = ud;
-    size_t old = ptr ? osize : 0;
-    if (nsize == 0) {
-        free(ptr);
-        b->memory_used -= old;
-        return NULL;
-    }
-    if (nsize > old && nsize - old > MODEL_MEMORY_LIMIT - b->memory_used)
-        return NULL;
-    void *grown = realloc(ptr, nsize);
-    if (grown)
-        b->memory_used = b->memory_used - old + nsize;
-    return grown;
-}
 
 static void count_instructions(lua_State *L, lua_Debug *ar)
 {
@@ -252,8 +235,8 @@ mf_status mf_model_parse(const char *origin, const char *text, size_t len, mf_mo
     if (!origin || !text || !out)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_model_parse: null argument");
     memset(out, 0, sizeof *out);
-    budget b = {0, 0};
-    lua_State *L = lua_newstate(limited_alloc, &b);
+    budget b = {{.limit = MODEL_MEMORY_LIMIT}, 0};
+    lua_State *L = lua_newstate(mf_lua_limited_alloc, &b.memory);
     if (!L)
         return MF_FAIL(MF_ERR_OUT_OF_MEMORY, "no memory for a Lua state");
     *(budget **)lua_getextraspace(L) = &b;

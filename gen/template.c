@@ -4,6 +4,7 @@
  * state with an instruction budget and a memory limit; text lines call a C
  * emitter that appends to the output and writes #line directives. */
 #include "template.h"
+#include "lua_budget.h"
 
 #include "error.h"
 #include "template_store.h"
@@ -40,8 +41,7 @@ typedef struct render_ctx {
     size_t text_len;
     const mf_param *params;
     int param_count;
-    size_t memory_used;
-    bool memory_refused; /* the memory limit refused an allocation */
+    mf_lua_memory memory;
     long instructions;
     int depth;      /* include nesting */
     int file_count; /* ids given to loaded templates, for #line tracking */
@@ -603,27 +603,6 @@ static void open_sandbox(lua_State *L, const render_ctx *ctx)
 
 /* ---- limits ------------------------------------------------------------------- */
 
-/* Allocator of one render's Lua state: refuses to grow past the memory limit,
- * which Lua turns into a "not enough memory" error instead of a crash. */
-static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    render_ctx *ctx = ud;
-    size_t old = ptr ? osize : 0;
-    if (nsize == 0) {
-        free(ptr);
-        ctx->memory_used -= old;
-        return NULL;
-    }
-    if (nsize > old && nsize - old > MF_TEMPLATE_MEMORY_LIMIT - ctx->memory_used) {
-        ctx->memory_refused = true;
-        return NULL;
-    }
-    void *grown = realloc(ptr, nsize);
-    if (grown)
-        ctx->memory_used = ctx->memory_used - old + nsize;
-    return grown;
-}
-
 /* Count hook: stops the render once the instruction budget is spent. The
  * templates have no pcall, so the error cannot be caught and ignored. */
 static void count_instructions(lua_State *L, lua_Debug *ar)
@@ -655,7 +634,7 @@ static mf_status report_failure(lua_State *L, const render_ctx *ctx, int status)
 {
     const char *msg = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
     bool memory_error = status == LUA_ERRMEM || (msg && strcmp(msg, LUA_MEMORY_MESSAGE) == 0);
-    if (memory_error && ctx->memory_refused)
+    if (memory_error && ctx->memory.refused)
         return MF_FAIL(MF_ERR_TEMPLATE, "template '%s' exceeded its memory limit of %d MiB",
                        ctx->name, (int)(MF_TEMPLATE_MEMORY_LIMIT >> 20));
     if (status == LUA_ERRMEM)
@@ -741,8 +720,9 @@ mf_status mf_template_render_text(const char *name, const char *text, size_t len
     MF_TRY(check_parameters(params, count));
 
     render_ctx ctx = {.name = name, .text = text, .text_len = len, .params = params,
-                      .param_count = count, .failure = MF_ERR_TEMPLATE};
-    lua_State *L = lua_newstate(limited_alloc, &ctx);
+                      .param_count = count, .failure = MF_ERR_TEMPLATE,
+                      .memory = {.limit = MF_TEMPLATE_MEMORY_LIMIT}};
+    lua_State *L = lua_newstate(mf_lua_limited_alloc, &ctx.memory);
     if (!L)
         return MF_FAIL(MF_ERR_OUT_OF_MEMORY, "cannot create a Lua state for template '%s'", name);
     *(render_ctx **)lua_getextraspace(L) = &ctx;

@@ -5,7 +5,8 @@
 # report, timeout (-timeout=10 s per input) or out-of-memory (-rss_limit_mb);
 # the input that did it is left in build-fuzz/artifacts/.
 #   tests/fuzz/run_fuzzers.sh [SECONDS] [TARGET...]   targets: template model archive
-# Seeds: tests/fuzz/corpus/<target>/ (checked in: template, model) and, for
+# Seeds: tests/fuzz/corpus/<target>/ (checked in: template, model), the presets
+# of templates/models for model, and, for
 # archive, small archives written at run time by make_archive_seeds; tests/fuzz/<target>.dict
 # gives each fuzzer the tokens of its format. What a run discovers
 # accumulates in build-fuzz/corpus/<target>/ and is reused by the next run.
@@ -19,19 +20,6 @@ OUT=build-fuzz
 PACKAGES=(clang libclang-rt-14-dev liblua5.4-dev pkg-config)
 
 die() { echo "run_fuzzers: $*" >&2; exit 1; }
-
-install_missing_packages() {
-  local missing=() p
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
-  echo "run_fuzzers: installing ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-}
 
 # Flags of every object: undefined behaviour must abort, so that libFuzzer
 # records the input (UBSan only prints by default).
@@ -48,7 +36,7 @@ build() {
   clang -O1 -o "$OUT/embed_templates" gen/embed_templates.c
   "$OUT/embed_templates" "$OUT/templates_embedded.c" templates/*.cu templates/*.cuh \
     templates/models/*.lua
-  local store=(gen/template_store.c runtime/error.c "$OUT/templates_embedded.c")
+  local store=(gen/template_store.c gen/lua_budget.c runtime/error.c "$OUT/templates_embedded.c")
   # shellcheck disable=SC2086 # pkg-config output is a list of flags
   clang "${CFLAGS[@]}" $lua_cflags -o "$OUT/fuzz_template" tests/fuzz/fuzz_template.c \
     gen/template.c "${store[@]}" $lua_libs -lm
@@ -67,6 +55,7 @@ run_one() {
   local target=$1 seeds=()
   mkdir -p "$OUT/corpus/$target" "$OUT/artifacts"
   [ -d "tests/fuzz/corpus/$target" ] && seeds+=("tests/fuzz/corpus/$target")
+  [ "$target" = model ] && seeds+=(templates/models) # the presets are seeds as they stand
   if [ "$target" = archive ]; then
     rm -rf "$OUT/seeds/archive" && mkdir -p "$OUT/seeds/archive"
     "$OUT/make_archive_seeds" "$OUT/seeds/archive"
@@ -82,7 +71,7 @@ run_one() {
     "$OUT/fuzz_$target.log" || true
 }
 
-install_missing_packages
+tests/install_packages.sh "${PACKAGES[@]}"
 build
 for t in "${TARGETS[@]}"; do
   case "$t" in
