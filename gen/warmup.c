@@ -1,4 +1,5 @@
-/* Parallel warmup: a pool of threads takes (spec, target) tasks in order. */
+/* Parallel warmup: a pool of threads takes (spec, target) tasks, the longest
+ * expected compiles first; results stay in the caller's order. */
 #include "warmup.h"
 
 #include "error.h"
@@ -31,6 +32,7 @@ typedef struct pool {
     mf_cache *cache;
     const mf_archive *builtin; /* NULL: built-in kernels are warmed like the others */
     task *tasks;
+    size_t *order; /* indices into tasks, in the order they are taken */
     size_t count;
     atomic_size_t next, done;
     int show_progress;
@@ -99,7 +101,7 @@ static void *worker(void *arg)
 {
     pool *p = arg;
     for (size_t i; (i = atomic_fetch_add(&p->next, 1)) < p->count;) {
-        run_task(p, &p->tasks[i]);
+        run_task(p, &p->tasks[p->order[i]]);
         atomic_fetch_add(&p->done, 1);
         update_progress(p, 0);
     }
@@ -152,19 +154,87 @@ static int run_pool(pool *p, int threads)
     return started + 1;
 }
 
+/* Expected compile cost of a spec, only to order the pool's tasks: with the
+ * long compiles taken last, a few of them run on after the other threads
+ * are idle. NVRTC spends ~0.1 s on a glue kernel (tier 1) and seconds on a
+ * GEMM (tier 2), most on the sm90 (wgmma) GEMM families named "gemm_*"
+ * (tier 3). Within a GEMM tier a larger bm x bn tile unrolls further and
+ * e4m3 adds the conversions: weight bm * bn, doubled for e4m3. A spec that
+ * does not parse fails at once (tier 0). */
+typedef struct task_cost {
+    int tier;
+    unsigned long weight;
+    size_t index;
+} task_cost;
+
+/* Capped so that bm * bn * 2 cannot overflow. */
+static unsigned long tile_dim(const mf_spec *s, const char *key)
+{
+    const char *v = mf_spec_get(s, key);
+    unsigned long n = v ? strtoul(v, NULL, 10) : 0;
+    return n < 65536 ? n : 65536;
+}
+
+static task_cost estimate_cost(const char *text, size_t index)
+{
+    task_cost c = {0, 0, index};
+    mf_spec s;
+    if (mf_spec_parse(text, &s) != MF_OK)
+        return c;
+    c.tier = strncmp(s.family, "gemm", 4) != 0 ? 1 : strcmp(s.family, "gemm") == 0 ? 2 : 3;
+    if (c.tier == 1)
+        return c;
+    const char *dtype = mf_spec_get(&s, "dtype");
+    c.weight = tile_dim(&s, "bm") * tile_dim(&s, "bn") *
+               (dtype && strcmp(dtype, "e4m3") == 0 ? 2 : 1);
+    return c;
+}
+
+/* Costliest first; equal costs in list order. */
+static int compare_costs(const void *a, const void *b)
+{
+    const task_cost *x = a, *y = b;
+    if (x->tier != y->tier)
+        return x->tier > y->tier ? -1 : 1;
+    if (x->weight != y->weight)
+        return x->weight > y->weight ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+mf_status mf_warmup_order(const char *const *specs, size_t count, size_t *order)
+{
+    task_cost *costs = calloc(count ? count : 1, sizeof *costs);
+    if (!costs)
+        return MF_FAIL(MF_ERR_OUT_OF_MEMORY, "no memory to order %zu warmup specs", count);
+    for (size_t i = 0; i < count; i++)
+        costs[i] = estimate_cost(specs[i], i);
+    qsort(costs, count, sizeof *costs, compare_costs);
+    for (size_t i = 0; i < count; i++)
+        order[i] = costs[i].index;
+    free(costs);
+    return MF_OK;
+}
+
+/* Tasks in the caller's order (spec-major); the order takes each spec's
+ * targets together, specs by expected cost. */
 static mf_status make_tasks(pool *p, const char *const *specs, size_t count,
                             const mf_warmup_options *o)
 {
-    p->count = count * (size_t)o->target_count;
+    size_t targets = (size_t)o->target_count;
+    p->count = count * targets;
     p->tasks = calloc(p->count ? p->count : 1, sizeof *p->tasks);
-    if (!p->tasks)
+    p->order = calloc(p->count ? p->count : 1, sizeof *p->order);
+    if (!p->tasks || !p->order)
         return MF_FAIL(MF_ERR_OUT_OF_MEMORY, "no memory for %zu warmup tasks", p->count);
-    for (size_t i = 0; i < count; i++)
-        for (int j = 0; j < o->target_count; j++) {
-            task *t = &p->tasks[i * (size_t)o->target_count + (size_t)j];
-            t->spec = specs[i];
-            t->target = o->targets[j];
-        }
+    for (size_t i = 0; i < p->count; i++) {
+        p->tasks[i].spec = specs[i / targets];
+        p->tasks[i].target = o->targets[i % targets];
+    }
+    /* Spec indices in the first count entries, expanded to task indices from
+     * the back: entry k reads entry k / targets, which is not yet rewritten. */
+    MF_TRY(mf_warmup_order(specs, count, p->order));
+    for (size_t k = p->count; k-- > 0;)
+        p->order[k] = p->order[k / targets] * targets + k % targets;
     return MF_OK;
 }
 
@@ -246,6 +316,7 @@ mf_status mf_warmup(mf_cache *c, const char *const *specs, size_t count,
     for (size_t i = 0; i < p.count && p.tasks; i++)
         free(p.tasks[i].message);
     free(p.tasks);
+    free(p.order);
     pthread_mutex_destroy(&p.progress_lock);
     r->seconds = now_seconds() - p.start;
     apply_size_bound(c);

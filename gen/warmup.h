@@ -2,7 +2,8 @@
  * with a pool of threads, one NVRTC program per task (compiled in a child
  * process, so a crashing compile fails one task, not the pool). Cache hits
  * cost a render and a hash; kernels the runtime has built in are skipped
- * unless asked for. Failures are collected and reported together. */
+ * unless asked for. The longest expected compiles are taken first; failures
+ * are collected and reported together, in the caller's order. */
 #ifndef MF_WARMUP_H
 #define MF_WARMUP_H
 
@@ -37,7 +38,7 @@ typedef struct mf_warmup_report {
     size_t builtin;  /* skipped: in the runtime's built-in set */
     size_t compiled;
     size_t failed;
-    mf_warmup_failure *failures; /* `failed` of them, in task order */
+    mf_warmup_failure *failures; /* `failed` of them, in the caller's order */
     double seconds;  /* wall time */
     int threads;     /* threads used */
 } mf_warmup_report;
@@ -53,5 +54,10 @@ mf_status mf_warmup(mf_cache *c, const char *const *specs, size_t count,
                     const mf_warmup_options *options, mf_warmup_report *report);
 
 void mf_warmup_report_free(mf_warmup_report *report);
+
+/* The order the pool takes specs in (each with all its targets): order[i]
+ * is an index into specs, the longest expected compile first, equal
+ * estimates in list order. order holds count entries. */
+mf_status mf_warmup_order(const char *const *specs, size_t count, size_t *order);
 
 #endif

@@ -184,6 +184,48 @@ Test(warmup, failures_are_collected_and_reported_together)
     mf_cache_close(c);
 }
 
+/* Longest expected compile first: sm90 GEMM families, then GEMMs by tile
+ * area (e4m3 counted double), then glue kernels, then specs that do not
+ * parse; equal estimates in list order. */
+Test(warmup, longest_expected_compiles_are_taken_first)
+{
+    const char *specs[] = {
+        "silu_mul:block=64,dtype=bf16,layout=masked,unroll=2",         /* 0 */
+        "gemm:bm=64,bn=64,dtype=bf16,layout=contiguous,stages=4",      /* 1 */
+        "not a spec",                                                  /* 2 */
+        "preprocess:block=128,dtype=bf16",                             /* 3 */
+        "gemm:bm=128,bn=128,dtype=bf16,layout=masked,stages=3",        /* 4 */
+        "gemm:bm=128,bn=64,dtype=e4m3,layout=masked,stages=4",         /* 5 */
+        "gemm_wgmma:bm=64,bn=64,dtype=bf16,layout=contiguous",         /* 6 */
+        "gemm:bm=64,bn=64,dtype=bf16,layout=masked,stages=4",          /* 7 */
+        "combine:block=128,dtype=bf16,topk=8",                         /* 8 */
+    };
+    size_t expected[] = {6, 4, 5, 1, 7, 0, 3, 8, 2};
+    size_t order[9];
+    OK_OR_FAIL(mf_warmup_order(specs, 9, order));
+    for (size_t i = 0; i < 9; i++)
+        cr_expect_eq(order[i], expected[i], "position %zu: spec %zu, expected %zu", i, order[i],
+                     expected[i]);
+}
+
+Test(warmup, failures_are_reported_in_the_callers_order_whatever_ran_first)
+{
+    const char *specs[] = {"nosuchfamily:x=1", "gemm_nosuch:bm=128,bn=128"};
+    size_t order[2];
+    OK_OR_FAIL(mf_warmup_order(specs, 2, order));
+    cr_assert_eq(order[0], 1, "the GEMM family is taken first");
+    mf_cache *c = fresh_cache();
+    mf_warmup_options o = options(sm90a, 1, 1);
+    mf_warmup_report r;
+    cr_assert_neq(mf_warmup(c, specs, 2, &o, &r), MF_OK);
+    cr_assert_eq(r.failed, 2);
+    cr_expect_str_eq(r.failures[0].spec, specs[0]);
+    cr_expect_str_eq(r.failures[1].spec, specs[1]);
+    cr_expect(strstr(mf_last_error(), "first nosuchfamily:x=1"), "%s", mf_last_error());
+    mf_warmup_report_free(&r);
+    mf_cache_close(c);
+}
+
 /* Runs a warmup with stderr sent to a file (not a terminal); returns what it got. */
 static char *warmup_stderr(mf_progress_mode mode)
 {
