@@ -1,20 +1,46 @@
 #!/usr/bin/env bash
 # Runs the GPU suite's binaries from a build folder, with no meson or ninja
 # (the device machine gets binaries built elsewhere):
-#   tests/run_gpu_suite.sh [BUILD_DIR] [--sanitize]
+#   tests/run_gpu_suite.sh [BUILD_DIR] [--sanitize] [--racecheck]
 # --sanitize runs each binary under compute-sanitizer memcheck as well.
+# --racecheck runs each binary whose kernels use shared memory (all but
+# test_gpu_oom) under compute-sanitizer racecheck as well; RACECHECK_FILTER,
+# when set, is passed to them as Criterion's --filter pattern.
+# Each sanitizer run ends with compute-sanitizer's summary line ("ERROR
+# SUMMARY: ..." or "RACECHECK SUMMARY: ..."); the last line counts every run:
+# "N passed, N failed".
 set -uo pipefail
-build=${1:-build}
-sanitize=${2:-}
+build=build sanitize=0 racecheck=0
+for arg in "$@"; do
+  case $arg in
+    --sanitize) sanitize=1 ;;
+    --racecheck) racecheck=1 ;;
+    -*) echo "usage: $0 [BUILD_DIR] [--sanitize] [--racecheck]" >&2; exit 2 ;;
+    *) build=$arg ;;
+  esac
+done
+racecheck_args=()
+[ -n "${RACECHECK_FILTER:-}" ] && racecheck_args=(--filter "$RACECHECK_FILTER")
+export MF_BUILTIN_ARCHIVE="$build/builtin.mfa"
 passed=0 failed=0
+
+# Runs one command and counts it.
+count() {
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+}
+
 for t in "$build"/tests/test_gpu_*; do
   [ -f "$t" ] && [ -x "$t" ] || continue
   echo "== $t"
-  if MF_BUILTIN_ARCHIVE="$build/builtin.mfa" MOEFORGE_LOG=error "$t" --verbose; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
-  if [ "$sanitize" = "--sanitize" ]; then
+  count env MOEFORGE_LOG=error "$t" --verbose
+  if [ "$sanitize" = 1 ]; then
     echo "== compute-sanitizer memcheck $t"
-    if MF_BUILTIN_ARCHIVE="$build/builtin.mfa" compute-sanitizer --tool memcheck --error-exitcode 99 "$t" --jobs 1; then
-      passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    count compute-sanitizer --tool memcheck --error-exitcode 99 "$t" --jobs 1
+  fi
+  if [ "$racecheck" = 1 ] && [ "${t##*/}" != test_gpu_oom ]; then
+    echo "== compute-sanitizer racecheck $t ${racecheck_args[*]}"
+    count compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 99 \
+      "$t" --jobs 1 "${racecheck_args[@]}"
   fi
 done
 echo "$passed passed, $failed failed"
