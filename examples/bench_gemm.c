@@ -30,7 +30,7 @@ int main(int argc, char **argv)
     printf("%-22s %-10s %-5s %-22s %10s %9s %9s\n", "E x m, N, K", "layout", "dtype", "config",
            "time", "TFLOP/s", "check");
     if (csv)
-        fprintf(csv, "experts,m,n,k,layout,dtype,bm,bn,wm,wn,stages,us,tflops,rel_error\n");
+        fprintf(csv, "experts,m,n,k,layout,dtype,family,bm,bn,wm,wn,stages,us,tflops,rel_error\n");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         for (int dtype = MF_DTYPE_BF16; dtype <= MF_DTYPE_E4M3; dtype++)
             for (int layout = MF_LAYOUT_MASKED; layout <= MF_LAYOUT_CONTIGUOUS; layout++) {
@@ -45,18 +45,24 @@ int main(int argc, char **argv)
                 mf_gemm_config c;
                 int m_seen = layout == MF_LAYOUT_MASKED ? sh->m : p.m_capacity / sh->experts;
                 BENCH_CHECK(mf_gemm_choose(p.dtype, p.layout, m_seen, sh->n, sh->k, sh->experts,
-                                           info.sm_count, &c));
+                                           info.sm_count, info.cc_major * 10 + info.cc_minor, &c));
                 char label[32], cfg[40];
                 snprintf(label, sizeof label, "%dx%d, %d, %d", sh->experts, sh->m, sh->n, sh->k);
-                snprintf(cfg, sizeof cfg, "%dx%d w%dx%d s%d", c.bm, c.bn, c.wm, c.wn, c.stages);
+                if (c.family == MF_GEMM_SM90)
+                    snprintf(cfg, sizeof cfg, "wgmma %dx%d wg%d s%d", c.bm, c.bn, c.wm, c.stages);
+                else
+                    snprintf(cfg, sizeof cfg, "mma %dx%d w%dx%d s%d", c.bm, c.bn, c.wm, c.wn,
+                             c.stages);
                 printf("%-22s %-10s %-5s %-22s %8.1f us %9.1f %9.1e\n", label,
                        layout == MF_LAYOUT_MASKED ? "masked" : "contiguous",
                        dtype == MF_DTYPE_BF16 ? "bf16" : "e4m3", cfg, ms * 1e3, tflops, err);
                 if (csv)
-                    fprintf(csv, "%d,%d,%d,%d,%s,%s,%d,%d,%d,%d,%d,%.2f,%.1f,%.2e\n", sh->experts,
-                            sh->m, sh->n, sh->k, layout == MF_LAYOUT_MASKED ? "masked" : "contiguous",
-                            dtype == MF_DTYPE_BF16 ? "bf16" : "e4m3", c.bm, c.bn, c.wm, c.wn,
-                            c.stages, ms * 1e3, tflops, err);
+                    fprintf(csv, "%d,%d,%d,%d,%s,%s,%s,%d,%d,%d,%d,%d,%.2f,%.1f,%.2e\n",
+                            sh->experts, sh->m, sh->n, sh->k,
+                            layout == MF_LAYOUT_MASKED ? "masked" : "contiguous",
+                            dtype == MF_DTYPE_BF16 ? "bf16" : "e4m3",
+                            c.family == MF_GEMM_SM90 ? "wgmma" : "mma.sync", c.bm, c.bn, c.wm,
+                            c.wn, c.stages, ms * 1e3, tflops, err);
                 gemm_problem_free(ctx, &p);
             }
     if (csv)

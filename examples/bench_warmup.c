@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "arch.h"
 #include "cache.h"
 #include "model.h"
 #include "pack.h"
@@ -153,7 +154,7 @@ int main(int argc, char **argv)
     mf_spec_list specs = {0};
     CHECK(mf_model_load_preset(preset, &m));
     double t0 = now_ms();
-    CHECK(mf_model_kernel_specs(&m, &specs));
+    CHECK(mf_model_kernel_specs(&m, mf_arch_cc(arch), &specs));
     printf("%s, H=%d N=%d E=%d K=%d, bf16+e4m3, masked+contiguous, tokens %d..%d, %s\n", m.name,
            m.hidden, m.intermediate, m.experts, m.topk, m.tokens_min, m.tokens_max, arch);
     printf("  distinct kernels          %9zu     (enumerated in %.1f ms)\n", specs.count,

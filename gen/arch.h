@@ -8,4 +8,7 @@
  * virtual arch of its PTX ("compute_90a"); MF_ERR_INVALID_ARGUMENT otherwise. */
 mf_status mf_arch_check(const char *arch, char ptx_target[16]);
 
+/* The compute capability (10 * major + minor) of a checked arch: sm_90a -> 90. */
+int mf_arch_cc(const char *arch);
+
 #endif

@@ -2,6 +2,7 @@
  * list, clear. */
 #include "cli.h"
 
+#include "arch.h"
 #include "cache.h"
 #include "kernels.h"
 #include "model.h"
@@ -18,11 +19,15 @@
 
 /* ---- kernel lists ------------------------------------------------------------------ */
 
-static int add_model_specs(const mf_model *m, mf_status loaded, const char *what,
-                           mf_spec_list *out)
+/* The union over the --arch targets: the GEMM family depends on the arch. */
+static int add_model_specs(const cli_args *a, const mf_model *m, mf_status loaded,
+                           const char *what, mf_spec_list *out)
 {
-    if (loaded != MF_OK || mf_model_kernel_specs(m, out) != MF_OK)
+    if (loaded != MF_OK)
         return cli_failed(what);
+    for (int i = 0; i < a->arch_count; i++)
+        if (mf_model_kernel_specs(m, mf_arch_cc(a->archs[i]), out) != MF_OK)
+            return cli_failed(what);
     return CLI_OK;
 }
 
@@ -39,9 +44,9 @@ static int collect_specs(const char *command, const cli_args *a, char **specs, i
             mf_spec_list_add(out, canonical) != MF_OK)
             return cli_failed(specs[i]);
     }
-    if (a->model && add_model_specs(&m, mf_model_load_file(a->model, &m), "--model", out))
+    if (a->model && add_model_specs(a, &m, mf_model_load_file(a->model, &m), "--model", out))
         return CLI_FAILED;
-    if (a->preset && add_model_specs(&m, mf_model_load_preset(a->preset, &m), "--preset", out))
+    if (a->preset && add_model_specs(a, &m, mf_model_load_preset(a->preset, &m), "--preset", out))
         return CLI_FAILED;
     return CLI_OK;
 }

@@ -88,6 +88,11 @@ mf_status mf_arch_check(const char *arch, char ptx_target[16])
     return MF_OK;
 }
 
+int mf_arch_cc(const char *arch)
+{
+    return arch && strncmp(arch, "sm_", 3) == 0 ? atoi(arch + 3) : 0;
+}
+
 /* Options in canonical (sorted) order: they are part of the cache key.
  * `common` receives every option but the target. */
 static int build_options(const char *target, char arch_opt[48], const char *opts[3], char *common,

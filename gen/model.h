@@ -56,7 +56,8 @@ size_t mf_model_preset_names(char names[][MF_MODEL_NAME_MAX], size_t max);
 
 /* The distinct kernel specs a forward pass of the model launches for any
  * token count in its range, dtype and layout (mf_layer_kernel_specs, the
- * runtime's own choice), sorted. */
-mf_status mf_model_kernel_specs(const mf_model *m, mf_spec_list *out);
+ * runtime's own choice) on a device of compute capability cc (90 for
+ * sm_90a: mf_arch_cc), sorted. */
+mf_status mf_model_kernel_specs(const mf_model *m, int cc, mf_spec_list *out);
 
 #endif

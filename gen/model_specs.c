@@ -26,7 +26,7 @@ static mf_status specs_of_shape(const mf_layer_shape *shape, const mf_model *m, 
     return MF_OK;
 }
 
-mf_status mf_model_kernel_specs(const mf_model *m, mf_spec_list *out)
+mf_status mf_model_kernel_specs(const mf_model *m, int cc, mf_spec_list *out)
 {
     if (!m || !out)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_model_kernel_specs: null argument");
@@ -36,7 +36,7 @@ mf_status mf_model_kernel_specs(const mf_model *m, mf_spec_list *out)
             mf_layer_shape shape = {
                 .hidden = m->hidden, .intermediate = m->intermediate, .experts = m->experts,
                 .topk = m->topk, .dtype = m->dtypes[d], .layout = m->layouts[l],
-                .ue8m0 = m->dtypes[d] == MF_DTYPE_E4M3 && m->ue8m0, .sm_count = m->sm_count};
+                .ue8m0 = m->dtypes[d] == MF_DTYPE_E4M3 && m->ue8m0, .sm_count = m->sm_count, .cc = cc};
             MF_TRY(specs_of_shape(&shape, m, &c));
         }
     mf_spec_list_sort(out);

@@ -48,7 +48,7 @@ mf_status mf_gen_precompile(const char *model, const char *arch, int threads,
     mf_model m;
     MF_TRY(load_model(model, &m));
     mf_spec_list specs = {0};
-    mf_status s = mf_model_kernel_specs(&m, &specs);
+    mf_status s = mf_model_kernel_specs(&m, mf_arch_cc(arch), &specs);
     if (s == MF_OK)
         s = pack_specs(&specs, arch, ptx_target, threads, archive_path);
     if (s == MF_OK && kernels)

@@ -289,10 +289,18 @@ MF_API mf_status mf_combine(mf_context *ctx, const mf_combine_args *args, mf_str
  * max_m % 4 == 0 (masked) / m_capacity % 4 == 0, device sm_89 or newer;
  * contiguous: m_capacity a multiple of the tile's block M (any multiple of 128
  * works: mf_contiguous_capacity with align 128). */
+typedef enum mf_gemm_family {
+    MF_GEMM_PORTABLE = 0, /* mma.sync + cp.async (templates/gemm.cu), sm_80+      */
+    MF_GEMM_SM90 = 1      /* TMA + wgmma, warp-specialized, persistent
+                             (templates/gemm_sm90.cu), compute capability 9.0 only */
+} mf_gemm_family;
+
 typedef struct mf_gemm_config {
-    int bm, bn;     /* block tile                                   */
-    int wm, wn;     /* warps along M and N (threads = 32 * wm * wn) */
-    int stages;     /* cp.async pipeline depth                      */
+    int bm, bn;     /* block tile                                                 */
+    int wm, wn;     /* portable: warps along M and N (threads = 32 * wm * wn);
+                       sm90: math warpgroups along M (threads = 128 * (wm + 1)), wn = 1 */
+    int stages;     /* pipeline depth (cp.async groups / TMA ring stages)          */
+    mf_gemm_family family;
 } mf_gemm_config;
 
 typedef struct mf_gemm_args {
@@ -312,12 +320,15 @@ typedef struct mf_gemm_args {
     const mf_gemm_config *config; /* NULL: the heuristic's choice           */
 } mf_gemm_args;
 
-/* The heuristic: picks the tile config for (rows per expert m, N, K, groups,
- * dtype) on a device with sm_count SMs. Deterministic; the warmup uses it too. */
+/* The heuristic: picks the family and tile config for (rows per expert m, N,
+ * K, groups, dtype) on a device with sm_count SMs of compute capability cc
+ * (10 * major + minor: 90 for H100/H200, which get the sm90 family when a
+ * config of it fits). Deterministic; the warmup uses it too. */
 MF_API mf_status mf_gemm_choose(mf_dtype dtype, mf_layout layout, int m, int n, int k, int groups,
-                                int sm_count, mf_gemm_config *out);
-/* Every config the template family offers for a dtype (for exploration):
- * writes up to max entries, returns the count in *count. */
+                                int sm_count, int cc, mf_gemm_config *out);
+/* Every config both families offer for a dtype (for exploration; sm90 ones
+ * run on compute capability 9.0 only): writes up to max entries, returns the
+ * count in *count. */
 MF_API mf_status mf_gemm_configs(mf_dtype dtype, mf_gemm_config *out, int max, int *count);
 
 MF_API mf_status mf_gemm(mf_context *ctx, const mf_gemm_args *args, mf_stream stream);

@@ -47,7 +47,8 @@
     X(cuEventDestroy)            \
     X(cuEventRecord)             \
     X(cuEventSynchronize)        \
-    X(cuEventElapsedTime)
+    X(cuEventElapsedTime)        \
+    X(cuTensorMapEncodeTiled)
 
 typedef struct mf_driver {
 #define MF_DRIVER_FIELD(name) __typeof__(&name) name;

@@ -128,7 +128,7 @@ mf_status mf_layer_create(mf_context *ctx, const mf_layer_desc *desc, mf_layer *
     l->desc = *desc;
     l->shape = (mf_layer_shape){desc->hidden, desc->intermediate, desc->experts, desc->topk,
                                 desc->dtype, resolve_layout(desc), desc->ue8m0,
-                                ctx->info.sm_count};
+                                ctx->info.sm_count, ctx->info.cc_major * 10 + ctx->info.cc_minor};
     l->max_m = (desc->max_tokens + 3) / 4 * 4;
     mf_status s = plan_workspace(l);
     if (s != MF_OK) {

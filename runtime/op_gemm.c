@@ -1,5 +1,6 @@
 /* Grouped GEMM op: constraints, the tile-config heuristic, launch. */
 #include "error.h"
+#include "gemm_sm90.h"
 #include "op_common.h"
 #include "op_specs.h"
 
@@ -9,21 +10,47 @@
 /* Tile configs of templates/gemm.cu, largest first (the tie-break order).
  * Warp tiles stay at or under 64x64 (bf16) and 32x64 (e4m3, which keeps a
  * second accumulator for the promotion) to fit the register file. */
-static const mf_gemm_config bf16_configs[] = {
-    {128, 128, 2, 2, 3}, {128, 64, 2, 2, 4}, {64, 128, 2, 2, 4},
-    {64, 64, 2, 2, 4},   {32, 128, 1, 4, 4}, {64, 32, 2, 1, 4},
+static const mf_gemm_config bf16_portable[] = {
+    {128, 128, 2, 2, 3, MF_GEMM_PORTABLE}, {128, 64, 2, 2, 4, MF_GEMM_PORTABLE},
+    {64, 128, 2, 2, 4, MF_GEMM_PORTABLE},  {64, 64, 2, 2, 4, MF_GEMM_PORTABLE},
+    {32, 128, 1, 4, 4, MF_GEMM_PORTABLE},  {64, 32, 2, 1, 4, MF_GEMM_PORTABLE},
 };
-static const mf_gemm_config e4m3_configs[] = {
-    {128, 128, 4, 2, 3}, {128, 64, 4, 1, 4}, {64, 128, 2, 2, 4},
-    {64, 64, 2, 2, 4},   {32, 128, 1, 4, 4}, {64, 32, 2, 1, 4},
+static const mf_gemm_config e4m3_portable[] = {
+    {128, 128, 4, 2, 3, MF_GEMM_PORTABLE}, {128, 64, 4, 1, 4, MF_GEMM_PORTABLE},
+    {64, 128, 2, 2, 4, MF_GEMM_PORTABLE},  {64, 64, 2, 2, 4, MF_GEMM_PORTABLE},
+    {32, 128, 1, 4, 4, MF_GEMM_PORTABLE},  {64, 32, 2, 1, 4, MF_GEMM_PORTABLE},
 };
-#define N_CONFIGS 6
+/* Tile configs of templates/gemm_sm90.cu (wm = math warpgroups of 64 rows
+ * each), largest first. Stages fill the 227 KB of shared memory next to the
+ * bf16 staging tile; e4m3 keeps bn <= 192 because its scratch accumulator
+ * doubles the registers (64 x bn / 64 per thread, twice, under 232); 128x224
+ * makes N = 7168 (DeepSeek's hidden size) exactly 32 tiles wide. */
+static const mf_gemm_config bf16_sm90[] = {
+    {128, 256, 2, 1, 3, MF_GEMM_SM90}, {128, 224, 2, 1, 3, MF_GEMM_SM90},
+    {128, 192, 2, 1, 4, MF_GEMM_SM90}, {128, 128, 2, 1, 5, MF_GEMM_SM90},
+    {64, 256, 1, 1, 4, MF_GEMM_SM90},  {64, 128, 1, 1, 6, MF_GEMM_SM90},
+};
+static const mf_gemm_config e4m3_sm90[] = {
+    {128, 192, 2, 1, 4, MF_GEMM_SM90}, {128, 128, 2, 1, 5, MF_GEMM_SM90},
+    {64, 192, 1, 1, 6, MF_GEMM_SM90},  {64, 128, 1, 1, 8, MF_GEMM_SM90},
+};
+#define COUNT(list) ((int)(sizeof list / sizeof list[0]))
 
-enum { SMEM_PER_SM = 228 * 1024, ROW_BYTES = 128, MAX_GRID_Y = 65535 };
+enum { SMEM_PER_SM = 228 * 1024, ROW_BYTES = 128, MAX_GRID_Y = 65535, SM90_CC = 90 };
 
-static const mf_gemm_config *configs_for(mf_dtype dtype)
+typedef struct config_list {
+    const mf_gemm_config *items;
+    int count;
+} config_list;
+
+static config_list family_configs(mf_dtype dtype, mf_gemm_family family)
 {
-    return dtype == MF_DTYPE_E4M3 ? e4m3_configs : bf16_configs;
+    int fp8 = dtype == MF_DTYPE_E4M3;
+    if (family == MF_GEMM_SM90)
+        return fp8 ? (config_list){e4m3_sm90, COUNT(e4m3_sm90)}
+                   : (config_list){bf16_sm90, COUNT(bf16_sm90)};
+    return fp8 ? (config_list){e4m3_portable, COUNT(e4m3_portable)}
+               : (config_list){bf16_portable, COUNT(bf16_portable)};
 }
 
 mf_status mf_gemm_configs(mf_dtype dtype, mf_gemm_config *out, int max, int *count)
@@ -32,8 +59,12 @@ mf_status mf_gemm_configs(mf_dtype dtype, mf_gemm_config *out, int max, int *cou
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gemm_configs: null argument");
     if (dtype != MF_DTYPE_BF16 && dtype != MF_DTYPE_E4M3)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gemm_configs: dtype %d", (int)dtype);
-    *count = max < N_CONFIGS ? max : N_CONFIGS;
-    memcpy(out, configs_for(dtype), sizeof(mf_gemm_config) * (size_t)*count);
+    *count = 0;
+    for (int f = MF_GEMM_PORTABLE; f <= MF_GEMM_SM90; f++) {
+        config_list list = family_configs(dtype, (mf_gemm_family)f);
+        for (int i = 0; i < list.count && *count < max; i++)
+            out[(*count)++] = list.items[i];
+    }
     return MF_OK;
 }
 
@@ -45,20 +76,40 @@ static unsigned stage_bytes(mf_dtype dtype, const mf_gemm_config *c)
 
 static unsigned smem_bytes(mf_dtype dtype, mf_layout layout, const mf_gemm_config *c, int experts)
 {
+    if (c->family == MF_GEMM_SM90)
+        return mf_gemm_sm90_smem(dtype, layout, c, experts);
     unsigned prefix = layout == MF_LAYOUT_MASKED ? (unsigned)(experts + 1) * 4 : 0;
     return (unsigned)c->stages * stage_bytes(dtype, c) + prefix;
 }
 
-/* Resident blocks per SM: shared memory, and at most two (the large warp
- * tiles use most of the register file). */
+/* Resident blocks per SM: the sm90 family is persistent with one; portable
+ * ones by shared memory, at most two (their warp tiles fill the registers). */
 static int blocks_per_sm(mf_dtype dtype, const mf_gemm_config *c)
 {
+    if (c->family == MF_GEMM_SM90)
+        return 1;
     int by_smem = SMEM_PER_SM / (int)(smem_bytes(dtype, MF_LAYOUT_CONTIGUOUS, c, 0) + 1024);
     return by_smem < 1 ? 1 : by_smem > 2 ? 2 : by_smem;
 }
 
-/* Score = last-wave utilization x useful rows per tile x arithmetic intensity
- * of the tile relative to 128x128 (bm*bn/(bm+bn) over 64). */
+/* How close a tile runs to the family's best, from its arithmetic intensity
+ * I = bm*bn/(bm+bn): portable tiles saturate at 128x128 (I = 64); wgmma tiles
+ * follow I / (I + 12), fitted to the H200 sweep of 8 x 512 x 4096 x 7168
+ * (128x128 at 0.96 and 64x256 at 0.93 of 128x256), normalized to 128x256.
+ * e4m3 with one math warpgroup ran at 0.74 of two in that sweep: nothing
+ * else issues wgmmas while its only warpgroup promotes. */
+static double tile_efficiency(mf_dtype dtype, const mf_gemm_config *c)
+{
+    double intensity = (double)c->bm * c->bn / (c->bm + c->bn);
+    if (c->family == MF_GEMM_SM90) {
+        const double best = 256.0 * 128 / 384;
+        double lone_promoter = dtype == MF_DTYPE_E4M3 && c->wm == 1 ? 0.74 : 1.0;
+        return intensity / (intensity + 12.0) / (best / (best + 12.0)) * lone_promoter;
+    }
+    return intensity < 64.0 ? intensity / 64.0 : 1.0;
+}
+
+/* Score = last-wave utilization x useful rows per tile x tile efficiency. */
 static double config_score(mf_dtype dtype, const mf_gemm_config *c, int m, int n, int groups,
                            int sm_count)
 {
@@ -68,46 +119,69 @@ static double config_score(mf_dtype dtype, const mf_gemm_config *c, int m, int n
     long long waves = (tiles + slots - 1) / slots;
     double utilization = (double)tiles / (double)(waves * slots);
     double useful_rows = (double)m / (double)(m_tiles * c->bm);
-    double intensity = (double)c->bm * c->bn / (c->bm + c->bn) / 64.0;
-    return utilization * useful_rows * (intensity < 1.0 ? intensity : 1.0);
+    return utilization * useful_rows * tile_efficiency(dtype, c);
 }
 
-static int config_fits(mf_dtype dtype, mf_layout layout, const mf_gemm_config *c, int n,
-                       int m_capacity)
+typedef struct gemm_problem {
+    mf_dtype dtype;
+    mf_layout layout;
+    int n, experts, m_capacity;
+} gemm_problem;
+
+static int config_fits(const gemm_problem *p, const mf_gemm_config *c)
 {
-    if (n % c->bn)
+    if (p->n % c->bn)
         return 0;
-    if (dtype == MF_DTYPE_E4M3 && 128 % c->bn)
+    if (c->family == MF_GEMM_SM90) {
+        /* TMA coordinates of B rows (expert * N + n0) are int32. */
+        if ((int64_t)p->experts * p->n > INT32_MAX ||
+            smem_bytes(p->dtype, p->layout, c, p->experts) > MF_SM90_SMEM_LIMIT)
+            return 0;
+        /* A contiguous tile must not straddle two 128-aligned segments. */
+        return p->layout != MF_LAYOUT_CONTIGUOUS || (c->bm <= 128 && p->m_capacity % c->bm == 0);
+    }
+    if (p->dtype == MF_DTYPE_E4M3 && 128 % c->bn)
         return 0;
-    return layout != MF_LAYOUT_CONTIGUOUS || m_capacity % c->bm == 0;
+    return p->layout != MF_LAYOUT_CONTIGUOUS || p->m_capacity % c->bm == 0;
 }
 
-static mf_status choose(mf_dtype dtype, mf_layout layout, int m, int n, int groups, int sm_count,
-                        int m_capacity, mf_gemm_config *out)
+/* The best-scoring config of one family that fits; 0 when none does. */
+static int choose_in(const gemm_problem *p, mf_gemm_family family, int m, int groups, int sm_count,
+                     mf_gemm_config *out)
 {
-    const mf_gemm_config *list = configs_for(dtype);
+    config_list list = family_configs(p->dtype, family);
     double best = -1.0;
-    for (int i = 0; i < N_CONFIGS; i++) {
-        if (!config_fits(dtype, layout, &list[i], n, m_capacity))
+    for (int i = 0; i < list.count; i++) {
+        if (!config_fits(p, &list.items[i]))
             continue;
-        double score = config_score(dtype, &list[i], m < 1 ? 1 : m, n, groups, sm_count);
+        double score = config_score(p->dtype, &list.items[i], m < 1 ? 1 : m, p->n, groups, sm_count);
         if (score > best + 1e-9) {
             best = score;
-            *out = list[i];
+            *out = list.items[i];
         }
     }
-    if (best < 0 && layout == MF_LAYOUT_CONTIGUOUS)
+    return best >= 0;
+}
+
+/* The sm90 family on compute capability 9.0 when one of its configs fits,
+ * else the portable one. */
+static mf_status choose(const gemm_problem *p, int m, int groups, int sm_count, int cc,
+                        mf_gemm_config *out)
+{
+    if (cc == SM90_CC && choose_in(p, MF_GEMM_SM90, m, groups, sm_count, out))
+        return MF_OK;
+    if (choose_in(p, MF_GEMM_PORTABLE, m, groups, sm_count, out))
+        return MF_OK;
+    if (p->layout == MF_LAYOUT_CONTIGUOUS)
         return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: no tile config fits N = %d and m_capacity = %d "
                        "(a tile's bn must divide N and its bm m_capacity; N %% 32 == 0 and "
-                       "m_capacity %% 128 == 0 always fit)", n, m_capacity);
-    if (best < 0)
-        return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: no tile config fits N = %d (N %% 32 == 0 needed)",
-                       n);
-    return MF_OK;
+                       "m_capacity %% 128 == 0 always fit)", p->n, p->m_capacity);
+    return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: no tile config fits N = %d (N %% 32 == 0 needed)",
+                   p->n);
 }
 
 mf_status mf_gemm_choose(mf_dtype dtype, mf_layout layout, int m, int n, int k, int groups,
-                         int sm_count, mf_gemm_config *out)
+                         int sm_count, int cc, mf_gemm_config *out)
 {
     if (!out || groups < 1 || sm_count < 1 || n < 1 || k < 1)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gemm_choose: out NULL or a size < 1");
@@ -117,7 +191,8 @@ mf_status mf_gemm_choose(mf_dtype dtype, mf_layout layout, int m, int n, int k, 
     if (layout != MF_LAYOUT_MASKED && layout != MF_LAYOUT_CONTIGUOUS)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gemm_choose: layout %d unknown", (int)layout);
     /* contiguous: m is the average rows per group; capacities are 128-aligned */
-    return choose(dtype, layout, m, n, groups, sm_count, 128, out);
+    gemm_problem p = {dtype, layout, n, groups, 128};
+    return choose(&p, m, groups, sm_count, cc, out);
 }
 
 static mf_status check_shape(const mf_gemm_args *a)
@@ -200,45 +275,67 @@ static mf_status validate(const mf_context *ctx, const mf_gemm_args *a)
  * caps at 65535: past it the launch itself would fail with a driver error. */
 static mf_status check_grid(const mf_gemm_args *a, const mf_gemm_config *c)
 {
-    if (a->layout == MF_LAYOUT_CONTIGUOUS && a->m_capacity / c->bm > MAX_GRID_Y)
+    if (c->family == MF_GEMM_PORTABLE && a->layout == MF_LAYOUT_CONTIGUOUS &&
+        a->m_capacity / c->bm > MAX_GRID_Y)
         return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm (contiguous): m_capacity = %d is %d tiles of bm = "
                        "%d rows, more than the %d of a grid's y dimension", a->m_capacity,
                        a->m_capacity / c->bm, c->bm, MAX_GRID_Y);
     return MF_OK;
 }
 
-mf_status mf_gemm_pick(const mf_gemm_args *a, int sm_count, mf_gemm_config *c)
+static int same_config(const mf_gemm_config *a, const mf_gemm_config *b)
 {
-    if (!a->config) {
-        int m = a->layout == MF_LAYOUT_MASKED ? (a->expected_m ? a->expected_m : a->max_m)
-                                              : a->m_capacity / a->experts;
-        MF_TRY(choose(a->dtype, a->layout, m, a->n, a->experts, sm_count, a->m_capacity, c));
+    return a->bm == b->bm && a->bn == b->bn && a->wm == b->wm && a->wn == b->wn &&
+           a->stages == b->stages && a->family == b->family;
+}
+
+static mf_status check_requested(const mf_gemm_args *a, int cc, mf_gemm_config *c)
+{
+    config_list list = family_configs(a->dtype, a->config->family);
+    gemm_problem p = {a->dtype, a->layout, a->n, a->experts, a->m_capacity};
+    for (int i = 0; i < list.count; i++) {
+        if (!same_config(&list.items[i], a->config))
+            continue;
+        *c = list.items[i];
+        if (c->family == MF_GEMM_SM90 && cc != SM90_CC)
+            return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: the sm90 family (TMA + wgmma) runs on "
+                           "compute capability 9.0 only, device is %d.%d", cc / 10, cc % 10);
+        if (!config_fits(&p, c))
+            return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: config bm=%d bn=%d does not divide N = %d"
+                           " or m_capacity = %d, or needs more shared memory with E = %d",
+                           c->bm, c->bn, a->n, a->m_capacity, a->experts);
         return check_grid(a, c);
     }
-    const mf_gemm_config *list = configs_for(a->dtype);
-    for (int i = 0; i < N_CONFIGS; i++)
-        if (!memcmp(&list[i], a->config, sizeof *c)) {
-            *c = list[i];
-            if (!config_fits(a->dtype, a->layout, c, a->n, a->m_capacity))
-                return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: config bm=%d bn=%d does not divide N = %d"
-                               " or m_capacity = %d", c->bm, c->bn, a->n, a->m_capacity);
-            return check_grid(a, c);
-        }
-    return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: config bm=%d bn=%d wm=%d wn=%d stages=%d is not one "
-                   "of the family's (mf_gemm_configs)", a->config->bm, a->config->bn,
-                   a->config->wm, a->config->wn, a->config->stages);
+    return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: config bm=%d bn=%d wm=%d wn=%d stages=%d family=%d "
+                   "is not one of the families' (mf_gemm_configs)", a->config->bm, a->config->bn,
+                   a->config->wm, a->config->wn, a->config->stages, (int)a->config->family);
+}
+
+mf_status mf_gemm_pick(const mf_gemm_args *a, int sm_count, int cc, mf_gemm_config *c)
+{
+    if (a->config)
+        return check_requested(a, cc, c);
+    int m = a->layout == MF_LAYOUT_MASKED ? (a->expected_m ? a->expected_m : a->max_m)
+                                          : a->m_capacity / a->experts;
+    gemm_problem p = {a->dtype, a->layout, a->n, a->experts, a->m_capacity};
+    MF_TRY(choose(&p, m, a->experts, sm_count, cc, c));
+    return check_grid(a, c);
 }
 
 mf_status mf_gemm_spec(mf_dtype dtype, mf_layout layout, const mf_gemm_config *c, mf_spec *spec)
 {
-    *spec = (mf_spec){.family = "gemm"};
+    int sm90 = c->family == MF_GEMM_SM90;
+    *spec = (mf_spec){0};
+    snprintf(spec->family, sizeof spec->family, "%s", sm90 ? "gemm_sm90" : "gemm");
     MF_TRY(mf_spec_set(spec, "dtype", dtype == MF_DTYPE_E4M3 ? "e4m3" : "bf16"));
     MF_TRY(mf_spec_set(spec, "layout", layout == MF_LAYOUT_MASKED ? "masked" : "contiguous"));
     MF_TRY(mf_spec_set_int(spec, "bm", c->bm));
     MF_TRY(mf_spec_set_int(spec, "bn", c->bn));
+    MF_TRY(mf_spec_set_int(spec, "stages", c->stages));
+    if (sm90)
+        return mf_spec_set_int(spec, "wg", c->wm);
     MF_TRY(mf_spec_set_int(spec, "wm", c->wm));
-    MF_TRY(mf_spec_set_int(spec, "wn", c->wn));
-    return mf_spec_set_int(spec, "stages", c->stages);
+    return mf_spec_set_int(spec, "wn", c->wn);
 }
 
 static mf_status gemm_kernel(mf_context *ctx, const mf_gemm_args *a, const mf_gemm_config *c,
@@ -247,6 +344,11 @@ static mf_status gemm_kernel(mf_context *ctx, const mf_gemm_args *a, const mf_ge
     mf_spec spec;
     MF_TRY(mf_gemm_spec(a->dtype, a->layout, c, &spec));
     return mf_op_kernel(ctx, &spec, k);
+}
+
+static int device_cc(const mf_context *ctx)
+{
+    return ctx->info.cc_major * 10 + ctx->info.cc_minor;
 }
 
 /* Kernel parameters: the same members, in order, as mf_gemm_params in templates/gemm.cu. */
@@ -265,9 +367,11 @@ mf_status mf_gemm(mf_context *ctx, const mf_gemm_args *args, mf_stream stream)
 {
     MF_TRY(validate(ctx, args));
     mf_gemm_config c;
-    MF_TRY(mf_gemm_pick(args, ctx->info.sm_count, &c));
+    MF_TRY(mf_gemm_pick(args, ctx->info.sm_count, device_cc(ctx), &c));
     mf_kernel *k;
     MF_TRY(gemm_kernel(ctx, args, &c, &k));
+    if (c.family == MF_GEMM_SM90)
+        return mf_gemm_sm90_launch(ctx, args, &c, k, stream);
     gemm_param p = {args->a, args->a_scale, args->b, args->b_scale, args->d, args->masked_m,
                     args->m_indices, args->experts, args->n, args->k, args->max_m,
                     args->m_capacity};

@@ -15,8 +15,9 @@ mf_status mf_preprocess_spec(mf_layout layout, mf_dtype a_dtype, int ue8m0, cons
                              mf_spec *spec);
 mf_status mf_silu_mul_spec(const mf_silu_mul_args *args, int sm_count, mf_spec *spec);
 mf_status mf_combine_spec(int topk, mf_spec *spec);
-/* The tile config mf_gemm runs for these arguments on a device of sm_count SMs. */
-mf_status mf_gemm_pick(const mf_gemm_args *args, int sm_count, mf_gemm_config *config);
+/* The tile config mf_gemm runs for these arguments on a device of sm_count SMs
+ * and compute capability cc (10 * major + minor). */
+mf_status mf_gemm_pick(const mf_gemm_args *args, int sm_count, int cc, mf_gemm_config *config);
 mf_status mf_gemm_spec(mf_dtype dtype, mf_layout layout, const mf_gemm_config *config,
                        mf_spec *spec);
 

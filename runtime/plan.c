@@ -6,11 +6,16 @@
 
 #include <string.h>
 
-enum { DEFAULT_SM_COUNT = 132, SEGMENT_ALIGN = 128 };
+enum { DEFAULT_SM_COUNT = 132, DEFAULT_CC = 90, SEGMENT_ALIGN = 128 };
 
 static int sm_count_of(const mf_layer_shape *s)
 {
     return s->sm_count > 0 ? s->sm_count : DEFAULT_SM_COUNT;
+}
+
+static int cc_of(const mf_layer_shape *s)
+{
+    return s->cc > 0 ? s->cc : DEFAULT_CC;
 }
 
 mf_status mf_layer_op_args_for(const mf_layer_shape *s, int tokens, int max_m,
@@ -64,11 +69,12 @@ static mf_status emit_preprocess(const mf_layer_shape *s, int tokens, mf_spec_si
     return MF_OK;
 }
 
-static mf_status emit_gemm(const mf_gemm_args *a, int sm_count, mf_spec_sink sink, void *user)
+static mf_status emit_gemm(const mf_gemm_args *a, const mf_layer_shape *s, mf_spec_sink sink,
+                           void *user)
 {
     mf_gemm_config c;
     mf_spec spec;
-    MF_TRY(mf_gemm_pick(a, sm_count, &c));
+    MF_TRY(mf_gemm_pick(a, sm_count_of(s), cc_of(s), &c));
     MF_TRY(mf_gemm_spec(a->dtype, a->layout, &c, &spec));
     return emit(&spec, sink, user);
 }
@@ -87,10 +93,10 @@ mf_status mf_layer_kernel_specs(const mf_layer_shape *s, int tokens, mf_spec_sin
     MF_TRY(mf_layer_op_args_for(s, tokens, (tokens + 3) / 4 * 4, &a));
     mf_spec spec;
     MF_TRY(emit_preprocess(s, tokens, sink, user));
-    MF_TRY(emit_gemm(&a.gemm1, sm_count_of(s), sink, user));
+    MF_TRY(emit_gemm(&a.gemm1, s, sink, user));
     MF_TRY(mf_silu_mul_spec(&a.silu_mul, sm_count_of(s), &spec));
     MF_TRY(emit(&spec, sink, user));
-    MF_TRY(emit_gemm(&a.gemm2, sm_count_of(s), sink, user));
+    MF_TRY(emit_gemm(&a.gemm2, s, sink, user));
     MF_TRY(mf_combine_spec(s->topk, &spec));
     return emit(&spec, sink, user);
 }

@@ -16,6 +16,7 @@ typedef struct mf_layer_shape {
     mf_layout layout;  /* MF_LAYOUT_MASKED or MF_LAYOUT_CONTIGUOUS */
     int ue8m0;         /* e4m3: power-of-two activation scales */
     int sm_count;      /* target device's SMs (0: 132, an H200): tile choice depends on it */
+    int cc;            /* target compute capability, 10 * major + minor (0: 90): so does the GEMM family */
 } mf_layer_shape;
 
 typedef void (*mf_spec_sink)(void *user, const char *spec);

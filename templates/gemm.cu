@@ -18,6 +18,7 @@ $ assert(not fp8 or 128 % bn == 0, "gemm: e4m3 needs bn dividing 128 (one weight
 $ local mi, ni = wtm // 16, wtn // 8
 $ local threads = wm * wn * 32
 $ include("common.cuh")
+$ include("gemm_common.cuh")
 
 #define BM $(bm)
 #define BN $(bn)
@@ -45,11 +46,6 @@ struct mf_gemm_params {
     const int *m_indices;    // contiguous
     int experts, n, k, max_m, m_capacity;
 };
-
-__device__ __forceinline__ unsigned mf_smem_addr(const void *p)
-{
-    return (unsigned)__cvta_generic_to_shared(p);
-}
 
 // Byte offset of 16-byte chunk c of row r: chunks XOR-swizzled by the row.
 __device__ __forceinline__ int mf_swizzle(int r, int c)
@@ -265,47 +261,17 @@ extern "C" __global__ void __launch_bounds__(THREADS) $(entry)(const mf_gemm_par
 {
     extern __shared__ __align__(128) unsigned char smem[];
     int *first_tile = (int *)(smem + STAGES * STAGE_BYTES); // [E + 1] m-tile prefix
-    for (int e = threadIdx.x; e < p.experts; e += THREADS) // all loads in flight at once
-        first_tile[e + 1] = (mf_clamp_rows(p.masked_m[e], p.max_m) + BM - 1) / BM;
-    __syncthreads();
-    if (threadIdx.x < 32) { // warp 0 turns counts into an exclusive prefix, 32 at a time
-        const int lane = threadIdx.x;
-        int carry = 0;
-        for (int base = 0; base < p.experts; base += 32) {
-            const int e = base + lane;
-            const int count = e < p.experts ? first_tile[e + 1] : 0;
-            int sum = count;
-#pragma unroll
-            for (int d = 1; d < 32; d <<= 1) {
-                const int up = __shfl_up_sync(0xffffffffu, sum, d);
-                sum += lane >= d ? up : 0;
-            }
-            if (e < p.experts)
-                first_tile[e + 1] = carry + sum;
-            carry += __shfl_sync(0xffffffffu, sum, 31);
-        }
-        if (lane == 0)
-            first_tile[0] = 0;
-    }
-    __syncthreads();
+    mf_masked_tile_prefix(p.masked_m, p.experts, p.max_m, BM, THREADS, first_tile);
     const int n_tiles = p.n / BN;
     const long long tiles = (long long)first_tile[p.experts] * n_tiles;
     for (long long tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
         const int m_tile = (int)(tile / n_tiles);
-        int lo = 0, hi = p.experts; // last expert whose first tile <= m_tile
-        while (hi - lo > 1) {
-            const int mid = (lo + hi) >> 1;
-            if (first_tile[mid] <= m_tile)
-                lo = mid;
-            else
-                hi = mid;
-        }
         mf_tile t;
-        t.expert = lo;
-        t.m0 = (m_tile - first_tile[lo]) * BM;
+        t.expert = mf_expert_of_tile(first_tile, p.experts, m_tile);
+        t.m0 = (m_tile - first_tile[t.expert]) * BM;
         t.n0 = (int)(tile % n_tiles) * BN;
-        t.row_limit = mf_clamp_rows(p.masked_m[lo], p.max_m);
-        t.a_row = (long long)lo * p.max_m + t.m0;
+        t.row_limit = mf_clamp_rows(p.masked_m[t.expert], p.max_m);
+        t.a_row = (long long)t.expert * p.max_m + t.m0;
         mf_gemm_tile(p, t, smem);
     }
 }

@@ -55,6 +55,32 @@ Test(compile, default_set_compiles_for_sm_80, .timeout = 600)
     compile_every_spec_for("sm_80");
 }
 
+/* The Hopper GEMM family is built on the instructions its name promises:
+ * TMA bulk tensor copies (loads and the epilogue's stores), mbarriers,
+ * wgmma and register rebalancing, in the PTX of both dtypes and layouts. */
+Test(compile, sm90_gemm_ptx_uses_tma_and_wgmma, .timeout = 300)
+{
+    static const char *specs[] = {
+        "gemm_sm90:bm=128,bn=256,dtype=bf16,layout=masked,stages=3,wg=2",
+        "gemm_sm90:bm=128,bn=128,dtype=e4m3,layout=contiguous,stages=5,wg=2",
+    };
+    static const char *needles[] = {
+        "wgmma.mma_async.sync.aligned.m64n", "cp.async.bulk.tensor.2d.shared::cluster.global",
+        "cp.async.bulk.tensor.2d.global.shared::cta", "mbarrier.try_wait.parity",
+        "setmaxnreg.inc.sync.aligned", "setmaxnreg.dec.sync.aligned",
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        mf_kernel_binary *b;
+        cr_assert_eq(mf_gen_compile(specs[i], "sm_90a", MF_EMIT_PTX, &b), MF_OK, "%s: %s\n%s",
+                     specs[i], mf_last_error(), mf_gen_last_log());
+        for (size_t j = 0; j < sizeof needles / sizeof needles[0]; j++)
+            cr_expect(strstr(b->ptx, needles[j]), "PTX of %s lacks %s", specs[i], needles[j]);
+        cr_expect(strstr(b->ptx, i ? ".e4m3.e4m3" : ".bf16.bf16"), "PTX of %s: wrong wgmma type",
+                  specs[i]);
+        mf_kernel_binary_free(b);
+    }
+}
+
 /* Writes one template into a fresh MOEFORGE_TEMPLATE_DIR. */
 static void use_template_dir_with(const char *name, const char *text)
 {

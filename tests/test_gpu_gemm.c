@@ -218,15 +218,29 @@ Test(gpu_gemm, e4m3_masked_256_experts_few_rows) { run_case(&(gemm_case){256, 12
 Test(gpu_gemm, e4m3_masked_n4096) { run_case(&(gemm_case){2, 4096, 256, 0, E4M3, NULL, 90, NULL}); }
 Test(gpu_gemm, e4m3_contiguous_k7168) { run_case(&(gemm_case){3, 256, 7168, 1, E4M3, NULL, 150, NULL}); }
 
+/* Both families (portable mma.sync and sm90 wgmma), each config on its own:
+ * N a multiple of bn and of 128 (twice that when small); 65 and 150 rows leave
+ * partial tiles of every bm; bn = 192 and 224 tiles straddle two e4m3
+ * weight-scale blocks. */
 static void every_config(mf_dtype dtype, int contiguous)
 {
-    mf_gemm_config configs[16];
+    mf_gemm_config configs[32];
     int n = 0;
-    MF_OK_OR_FAIL(mf_gemm_configs(dtype, configs, 16, &n));
+    MF_OK_OR_FAIL(mf_gemm_configs(dtype, configs, 32, &n));
     cr_assert_gt(n, 0);
     static const int counts[] = {65, 0, 150};
-    for (int i = 0; i < n; i++)
-        run_case(&(gemm_case){3, 256, 256, contiguous, dtype, counts, 0, &configs[i]});
+    for (int i = 0; i < n; i++) {
+        if (contiguous && configs[i].bm > 128)
+            continue; /* refused: a tile would straddle two 128-row segments */
+        cr_log_info("config bm=%d bn=%d wm=%d wn=%d stages=%d family=%d", configs[i].bm,
+                    configs[i].bn, configs[i].wm, configs[i].wn, configs[i].stages,
+                    (int)configs[i].family);
+        int n = configs[i].bn;
+        while (n % 128)
+            n += configs[i].bn;
+        run_case(&(gemm_case){3, n < 512 ? 2 * n : n, 256, contiguous, dtype, counts, 0,
+                              &configs[i]});
+    }
 }
 
 Test(gpu_gemm, every_bf16_config_masked) { every_config(BF16, 0); }
@@ -247,7 +261,7 @@ Test(gpu_gemm, unsupported_shapes_name_the_constraint)
     a = ok, a.dtype = MF_DTYPE_E4M3, a.a_scale = d, a.b_scale = d, a.k = 192;
     cr_expect_eq(mf_gemm(ctx, &a, NULL), MF_ERR_UNSUPPORTED);
     cr_expect(strstr(mf_last_error(), "K = 192"), "%s", mf_last_error());
-    a = ok, a.config = &(mf_gemm_config){96, 128, 2, 2, 3};
+    a = ok, a.config = &(mf_gemm_config){96, 128, 2, 2, 3, MF_GEMM_PORTABLE};
     cr_expect_eq(mf_gemm(ctx, &a, NULL), MF_ERR_UNSUPPORTED);
     a = ok, a.d = (char *)d + 8;
     cr_expect_eq(mf_gemm(ctx, &a, NULL), MF_ERR_MISALIGNED);

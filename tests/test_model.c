@@ -233,7 +233,7 @@ Test(model, enumeration_equals_the_heuristics_choice_for_each_preset, .timeout =
         mf_model m;
         mf_spec_list enumerated = {0}, chosen = {0};
         OK_OR_FAIL(mf_model_load_preset(names[i], &m));
-        OK_OR_FAIL(mf_model_kernel_specs(&m, &enumerated));
+        OK_OR_FAIL(mf_model_kernel_specs(&m, 90, &enumerated));
         heuristics_choice(&m, &chosen);
         cr_expect_eq(enumerated.count, chosen.count, "%s: %zu enumerated, %zu chosen", m.name,
                      enumerated.count, chosen.count);

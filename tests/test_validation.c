@@ -881,33 +881,33 @@ VTest(gemm_choose, null_out_or_size_below_1)
 {
     const char *m = "mf_gemm_choose: out NULL or a size < 1";
     mf_gemm_config *c = AT(0);
-    REFUSED(mf_gemm_choose(MF_DTYPE_BF16, MF_LAYOUT_MASKED, 4, 128, 128, 1, 132, NULL),
+    REFUSED(mf_gemm_choose(MF_DTYPE_BF16, MF_LAYOUT_MASKED, 4, 128, 128, 1, 132, 90, NULL),
             MF_ERR_INVALID_ARGUMENT, m);
-    REFUSED(mf_gemm_choose(MF_DTYPE_BF16, MF_LAYOUT_MASKED, 4, 128, 128, 0, 132, c),
+    REFUSED(mf_gemm_choose(MF_DTYPE_BF16, MF_LAYOUT_MASKED, 4, 128, 128, 0, 132, 90, c),
             MF_ERR_INVALID_ARGUMENT, m);
-    REFUSED(mf_gemm_choose(MF_DTYPE_BF16, MF_LAYOUT_MASKED, 4, 128, 128, 1, 0, c),
+    REFUSED(mf_gemm_choose(MF_DTYPE_BF16, MF_LAYOUT_MASKED, 4, 128, 128, 1, 0, 90, c),
             MF_ERR_INVALID_ARGUMENT, m);
-    REFUSED(mf_gemm_choose(MF_DTYPE_BF16, MF_LAYOUT_MASKED, 4, 0, 128, 1, 132, c),
+    REFUSED(mf_gemm_choose(MF_DTYPE_BF16, MF_LAYOUT_MASKED, 4, 0, 128, 1, 132, 90, c),
             MF_ERR_INVALID_ARGUMENT, m);
-    REFUSED(mf_gemm_choose(MF_DTYPE_BF16, MF_LAYOUT_MASKED, 4, 128, 0, 1, 132, c),
+    REFUSED(mf_gemm_choose(MF_DTYPE_BF16, MF_LAYOUT_MASKED, 4, 128, 0, 1, 132, 90, c),
             MF_ERR_INVALID_ARGUMENT, m);
 }
 
 VTest(gemm_choose, unknown_dtype)
 {
-    REFUSED(mf_gemm_choose(MF_DTYPE_F32, MF_LAYOUT_MASKED, 4, 128, 128, 1, 132, AT(0)),
+    REFUSED(mf_gemm_choose(MF_DTYPE_F32, MF_LAYOUT_MASKED, 4, 128, 128, 1, 132, 90, AT(0)),
             MF_ERR_INVALID_ARGUMENT, "mf_gemm_choose: dtype 3");
 }
 
 VTest(gemm_choose, unknown_layout)
 {
-    REFUSED(mf_gemm_choose(MF_DTYPE_BF16, (mf_layout)5, 4, 128, 128, 1, 132, AT(0)),
+    REFUSED(mf_gemm_choose(MF_DTYPE_BF16, (mf_layout)5, 4, 128, 128, 1, 132, 90, AT(0)),
             MF_ERR_INVALID_ARGUMENT, "mf_gemm_choose: layout 5 unknown");
 }
 
 VTest(gemm_choose, n_fits_no_tile)
 {
-    REFUSED(mf_gemm_choose(MF_DTYPE_BF16, MF_LAYOUT_MASKED, 4, 100, 128, 1, 132, AT(0)),
+    REFUSED(mf_gemm_choose(MF_DTYPE_BF16, MF_LAYOUT_MASKED, 4, 100, 128, 1, 132, 90, AT(0)),
             MF_ERR_UNSUPPORTED, "no tile config fits N = 100");
 }
 
@@ -1137,8 +1137,30 @@ VTest(gemm, config_not_of_the_family)
 {
     mf_context *ctx = hopper();
     mf_gemm_args a = gemm_ok();
-    a.config = &(mf_gemm_config){96, 128, 2, 2, 3};
-    REFUSED(mf_gemm(ctx, &a, NULL), MF_ERR_UNSUPPORTED, "is not one of the family's");
+    a.config = &(mf_gemm_config){96, 128, 2, 2, 3, MF_GEMM_PORTABLE};
+    REFUSED(mf_gemm(ctx, &a, NULL), MF_ERR_UNSUPPORTED, "is not one of the families'");
+    a.config = &(mf_gemm_config){128, 128, 2, 2, 3, MF_GEMM_SM90};
+    REFUSED(mf_gemm(ctx, &a, NULL), MF_ERR_UNSUPPORTED, "is not one of the families'");
+    drop(ctx);
+}
+
+VTest(gemm, sm90_config_off_hopper)
+{
+    mf_context *ctx = ampere();
+    mf_gemm_args a = gemm_ok();
+    a.config = &(mf_gemm_config){128, 128, 2, 1, 5, MF_GEMM_SM90};
+    REFUSED(mf_gemm(ctx, &a, NULL), MF_ERR_UNSUPPORTED,
+            "the sm90 family (TMA + wgmma) runs on compute capability 9.0 only, device is 8.0");
+    drop(ctx);
+}
+
+VTest(gemm, sm90_config_past_shared_memory)
+{
+    mf_context *ctx = hopper();
+    mf_gemm_args a = gemm_ok();
+    a.experts = 16384; /* the masked tile prefix (E + 1 ints) no longer fits beside 5 stages */
+    a.config = &(mf_gemm_config){128, 128, 2, 1, 5, MF_GEMM_SM90};
+    REFUSED(mf_gemm(ctx, &a, NULL), MF_ERR_UNSUPPORTED, "needs more shared memory with E = 16384");
     drop(ctx);
 }
 
@@ -1147,11 +1169,11 @@ VTest(gemm, config_does_not_divide)
     mf_context *ctx = hopper();
     mf_gemm_args a = gemm_ok();
     a.n = 96;
-    a.config = &(mf_gemm_config){128, 128, 2, 2, 3};
+    a.config = &(mf_gemm_config){128, 128, 2, 2, 3, MF_GEMM_PORTABLE};
     REFUSED(mf_gemm(ctx, &a, NULL), MF_ERR_UNSUPPORTED,
             "config bm=128 bn=128 does not divide N = 96");
     a = gemm_contiguous(), a.m_capacity = 96;
-    a.config = &(mf_gemm_config){64, 128, 2, 2, 4};
+    a.config = &(mf_gemm_config){64, 128, 2, 2, 4, MF_GEMM_PORTABLE};
     REFUSED(mf_gemm(ctx, &a, NULL), MF_ERR_UNSUPPORTED, "or m_capacity = 96");
     drop(ctx);
 }
@@ -1168,12 +1190,12 @@ VTest(gemm, contiguous_no_tile_fits)
 
 VTest(gemm, contiguous_grid_y_limit)
 {
-    mf_context *ctx = hopper();
+    mf_context *ctx = ampere(); /* the portable family; sm90 grids are persistent */
     mf_gemm_args a = gemm_contiguous();
     a.m_capacity = 1 << 23;
     REFUSED(mf_gemm(ctx, &a, NULL), MF_ERR_UNSUPPORTED, "m_capacity = 8388608 is");
     cr_expect(strstr(mf_last_error(), "65535"), "%s", mf_last_error());
-    a.config = &(mf_gemm_config){128, 128, 2, 2, 3};
+    a.config = &(mf_gemm_config){128, 128, 2, 2, 3, MF_GEMM_PORTABLE};
     REFUSED(mf_gemm(ctx, &a, NULL), MF_ERR_UNSUPPORTED, "is 65536 tiles of bm = 128 rows");
     drop(ctx);
 }

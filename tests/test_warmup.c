@@ -511,7 +511,7 @@ Test(warmup, warmed_model_runs_every_token_count_without_a_miss, .timeout = 900)
                   .layouts = {MF_LAYOUT_MASKED, MF_LAYOUT_CONTIGUOUS}, .layout_count = 2,
                   .tokens_min = 1, .tokens_max = 1024, .sm_count = info.sm_count};
     mf_spec_list specs = {0};
-    OK_OR_FAIL(mf_model_kernel_specs(&m, &specs));
+    OK_OR_FAIL(mf_model_kernel_specs(&m, 90, &specs));
     mf_cache *c;
     OK_OR_FAIL(mf_cache_open(dir, &c));
     const char *targets[] = {info.arch};

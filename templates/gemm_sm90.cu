@@ -1,0 +1,495 @@
+$ -- Grouped GEMM, NT, Hopper path (sm_90a): D[g, m, n] = sum_k A[g, m, k] * B[g, n, k],
+$ -- fp32 accumulation, bf16 out; the same contract as gemm.cu.
+$ -- One CTA per SM walks output tiles (persistent). A producer warpgroup (one
+$ -- thread) streams A, B (and e4m3 activation scales) with TMA bulk tensor
+$ -- copies into a ring of STAGES shared-memory stages guarded by mbarriers;
+$ -- `wg` math warpgroups issue wgmma.mma_async on 64-row slices of the tile.
+$ -- e4m3: each 128-k block goes into a scratch accumulator that is promoted
+$ -- into the fp32 one with scale_a[row] * scale_b[n-block] (two-level
+$ -- accumulation). Epilogue: bf16 through a 128B-swizzled staging buffer and
+$ -- TMA stores (partial masked tiles: plain stores of the valid rows).
+$ -- Parameters: entry, dtype (bf16|e4m3), layout (masked|contiguous),
+$ -- bm (64|128|256), bn (multiple of 32 in [64, 256]), wg (math warpgroups),
+$ -- stages (ring depth).
+$ local fp8 = dtype == "e4m3"
+$ assert(fp8 or dtype == "bf16", "gemm_sm90: dtype must be bf16 or e4m3")
+$ assert(layout == "masked" or layout == "contiguous", "gemm_sm90: bad layout")
+$ assert(wg == 1 or wg == 2, "gemm_sm90: wg (math warpgroups) must be 1 or 2")
+$ assert(bm % (64 * wg) == 0 and bm // wg <= 128, "gemm_sm90: bm must be 64 or 128 rows per math warpgroup")
+$ assert(bn % 32 == 0 and bn >= 64 and bn <= 256, "gemm_sm90: bn must be a multiple of 32 in [64, 256]")
+$ assert(stages >= 2 and stages <= 12, "gemm_sm90: stages in [2, 12]")
+$ local wg_rows = bm // wg          -- rows of the tile one math warpgroup owns
+$ local msub = wg_rows // 64        -- wgmma m64 slices per math warpgroup
+$ local kstep = fp8 and 32 or 16    -- K of one wgmma
+$ local nacc = bn // 2              -- fp32 accumulators per thread per m64 slice
+$ local ab = fp8 and "e4m3" or "bf16"
+$ local one_sb = 128 % bn == 0      -- e4m3: the tile lies inside one 128-column scale block
+$ local threads = 128 * (wg + 1)
+$ -- Registers after setmaxnreg: the producer keeps few, math warpgroups the rest.
+$ local producer_regs = 40
+$ local math_regs = wg == 2 and 232 or 240
+$ include("common.cuh")
+$ include("gemm_common.cuh")
+
+#define BM $(bm)
+#define BN $(bn)
+#define STAGES $(stages)
+#define THREADS $(threads)
+#define MATH_THREADS $(128 * wg)
+#define BK $(fp8 and 128 or 64)   // K elements per stage: 128 bytes, one swizzle row
+#define A_STAGE (BM * 128)
+#define B_STAGE (BN * 128)
+#define SA_STAGE $(fp8 and "(BM * 4)" or "0")
+#define D_WG_BYTES ($(wg_rows) * BN * 2) // one math warpgroup's staging buffer
+// Shared memory, in this order: A stages, B stages, the bf16 staging tile (all
+// 1024-aligned, as the 128B swizzle needs), activation-scale stages, mbarriers.
+#define B_OFFSET (STAGES * A_STAGE)
+#define D_OFFSET (STAGES * (A_STAGE + B_STAGE))
+#define SA_OFFSET (D_OFFSET + BM * BN * 2)
+#define BAR_OFFSET (SA_OFFSET + STAGES * SA_STAGE)
+#define GROUP_M 8                   // m-tiles walked together (L2 reuse of B)
+
+// A CUtensorMap as the device sees it: 128 opaque bytes, 64-byte aligned.
+struct __align__(64) mf_tensor_map {
+    unsigned long long opaque[16];
+};
+
+struct mf_sm90_params {
+    mf_tensor_map tm_a;     // A [rows, K], box {BK, BM}, 128B swizzle
+    mf_tensor_map tm_b;     // B [E * N, K], box {BK, BN}, 128B swizzle
+    mf_tensor_map tm_d;     // D [rows, N] bf16, box {32, wg_rows}, 64B swizzle
+    mf_tensor_map tm_sa;    // e4m3: a_scale MN-major, box {BM, 1}
+    mf_bf16 *d;             // D, for the plain stores of partial tiles
+    const float *b_scale;   // e4m3: [E, N/128, K/128]
+    const int *masked_m;    // masked
+    const int *m_indices;   // contiguous
+    int experts, n, k, max_m, m_capacity;
+};
+
+// ---- mbarriers -----------------------------------------------------------------
+__device__ __forceinline__ void mf_bar_init(unsigned long long *bar, unsigned count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(mf_smem_addr(bar)), "r"(count));
+}
+
+__device__ __forceinline__ void mf_bar_expect_tx(unsigned long long *bar, unsigned bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(mf_smem_addr(bar)),
+                 "r"(bytes)
+                 : "memory");
+}
+
+__device__ __forceinline__ void mf_bar_arrive(unsigned long long *bar)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(mf_smem_addr(bar)) : "memory");
+}
+
+// Waits until the phase of the given parity has completed.
+__device__ __forceinline__ void mf_bar_wait(unsigned long long *bar, unsigned parity)
+{
+    unsigned done;
+    do {
+        asm volatile("{\n.reg .pred p;\n"
+                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     "selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(mf_smem_addr(bar)), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+
+// ---- TMA ------------------------------------------------------------------------
+__device__ __forceinline__ void mf_tma_load(void *dst, const mf_tensor_map *map, int c0, int c1,
+                                            unsigned long long *bar)
+{
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%2, %3}], [%4];" ::"r"(mf_smem_addr(dst)),
+                 "l"(map), "r"(c0), "r"(c1), "r"(mf_smem_addr(bar))
+                 : "memory");
+}
+
+__device__ __forceinline__ void mf_tma_store(const mf_tensor_map *map, int c0, int c1, const void *src)
+{
+    asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];" ::"l"(map),
+                 "r"(c0), "r"(c1), "r"(mf_smem_addr(src))
+                 : "memory");
+}
+
+__device__ __forceinline__ void mf_tma_store_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
+
+// The staging buffer may be rewritten once earlier stores have read it.
+__device__ __forceinline__ void mf_tma_store_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory"); }
+
+__device__ __forceinline__ void mf_tma_store_wait_all() { asm volatile("cp.async.bulk.wait_group 0;" ::: "memory"); }
+
+// Ordinary shared-memory stores become visible to the copy engine.
+__device__ __forceinline__ void mf_fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+
+// Barrier among the 128 threads of one math warpgroup (ids 1..wg; 0 is __syncthreads).
+__device__ __forceinline__ void mf_warpgroup_sync(int wg_index)
+{
+    asm volatile("bar.sync %0, 128;" ::"r"(wg_index + 1) : "memory");
+}
+
+// ---- wgmma ----------------------------------------------------------------------
+// Descriptor of a K-major tile in shared memory with the 128-byte swizzle TMA
+// wrote: rows of 128 bytes, 8-row atoms 1024 bytes apart (stride byte offset).
+// Moving along K inside the row is an offset of the start address.
+__device__ __forceinline__ unsigned long long mf_wgmma_desc(const void *tile)
+{
+    const unsigned long long addr = mf_smem_addr(tile);
+    return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((1024ull >> 4) << 32) | (1ull << 62);
+}
+
+__device__ __forceinline__ void mf_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void mf_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+
+template <int N> __device__ __forceinline__ void mf_wgmma_wait()
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
+}
+
+// Keeps the compiler from moving accumulator reads or writes across a wait.
+__device__ __forceinline__ void mf_fence_regs(float (&acc)[$(nacc)])
+{
+#pragma unroll
+    for (int i = 0; i < $(nacc); i++)
+        asm volatile("" : "+f"(acc[i])::"memory");
+}
+
+$ local regs, outs = {}, {}
+$ for i = 0, nacc - 1 do regs[#regs + 1] = "%" .. i; outs[#outs + 1] = '"+f"(d[' .. i .. '])' end
+// d (64 x BN slice, fp32) = (scale_d ? d : 0) + A (64 x kstep) . B (BN x kstep)^T
+__device__ __forceinline__ void mf_wgmma(float (&d)[$(nacc)], unsigned long long desc_a,
+                                         unsigned long long desc_b, int scale_d)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %$(nacc + 2), 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n$(bn)k$(kstep).f32.$(ab).$(ab) "
+                 "{$(table.concat(regs, ", "))}, %$(nacc), %$(nacc + 1), p, 1, 1$(fp8 and "" or ", 0, 0");\n}\n"
+                 : $(table.concat(outs, ", "))
+                 : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+// ---- tiles ----------------------------------------------------------------------
+struct mf_tile {
+    int expert;
+    int m0;        // first row, within the expert (masked) or global (contiguous)
+    int n0;
+    int row_limit; // rows at or past this are not stored
+    int a_row;     // row of m0 in A and D
+};
+
+struct mf_schedule {
+    int m_tiles, n_tiles;
+    long long tiles;
+    const int *first_tile; // masked: m-tile prefix over experts
+};
+
+// Tile idx -> (m-tile, n-tile): GROUP_M m-tiles at a time, m fastest, so the
+// CTAs running at once share B tiles through L2. false: a padding tile to skip.
+__device__ __forceinline__ bool mf_tile_at(const mf_sm90_params &p, const mf_schedule &s,
+                                           long long idx, mf_tile &t)
+{
+    const long long group_size = (long long)GROUP_M * s.n_tiles;
+    const int group = (int)(idx / group_size), first_m = group * GROUP_M;
+    const int rows_here = min(GROUP_M, s.m_tiles - first_m);
+    const int local = (int)(idx % group_size);
+    const int m_tile = first_m + local % rows_here;
+    t.n0 = local / rows_here * BN;
+$ if layout == "masked" then
+    t.expert = mf_expert_of_tile(s.first_tile, p.experts, m_tile);
+    t.m0 = (m_tile - s.first_tile[t.expert]) * BM;
+    t.row_limit = mf_clamp_rows(p.masked_m[t.expert], p.max_m);
+    t.a_row = t.expert * p.max_m + t.m0;
+    return true;
+$ else
+    t.m0 = m_tile * BM;
+    t.expert = p.m_indices[t.m0];
+    t.row_limit = p.m_capacity;
+    t.a_row = t.m0;
+    return t.expert >= 0 && t.expert < p.experts;
+$ end
+}
+
+struct mf_ring {
+    int stage;
+    unsigned phase;
+    __device__ __forceinline__ void advance()
+    {
+        if (++stage == STAGES) {
+            stage = 0;
+            phase ^= 1;
+        }
+    }
+};
+
+// ---- producer: one thread issues every copy ------------------------------------
+__device__ void mf_produce(const mf_sm90_params &p, const mf_schedule &s, unsigned char *smem,
+                           unsigned long long *full, unsigned long long *empty)
+{
+    const int k_blocks = p.k / BK;
+    mf_ring ring = {0, 0};
+    for (long long idx = blockIdx.x; idx < s.tiles; idx += gridDim.x) {
+        mf_tile t;
+        if (!mf_tile_at(p, s, idx, t))
+            continue;
+        for (int kb = 0; kb < k_blocks; kb++, ring.advance()) {
+            mf_bar_wait(&empty[ring.stage], ring.phase ^ 1);
+            unsigned long long *bar = &full[ring.stage];
+            mf_bar_expect_tx(bar, A_STAGE + B_STAGE + SA_STAGE);
+            mf_tma_load(smem + ring.stage * A_STAGE, &p.tm_a, kb * BK, t.a_row, bar);
+            mf_tma_load(smem + B_OFFSET + ring.stage * B_STAGE, &p.tm_b, kb * BK,
+                        t.expert * p.n + t.n0, bar);
+$ if fp8 then
+$   if layout == "masked" then
+            mf_tma_load(smem + SA_OFFSET + ring.stage * SA_STAGE, &p.tm_sa, t.m0,
+                        t.expert * k_blocks + kb, bar);
+$   else
+            mf_tma_load(smem + SA_OFFSET + ring.stage * SA_STAGE, &p.tm_sa, t.m0,
+                        kb, bar);
+$   end
+$ end
+        }
+    }
+}
+
+// ---- math warpgroups ------------------------------------------------------------
+struct mf_math {
+    int wg;       // math warpgroup index
+    int tid;      // thread within the warpgroup
+    int row;      // this thread's first accumulator row within an m64 slice
+};
+
+$ if fp8 then
+// acc += part * scale_a[row] * scale_b[n-block of the column].
+__device__ __forceinline__ void mf_promote(float (&acc)[$(nacc)], const float (&part)[$(nacc)],
+                                           float sa_lo, float sa_hi, float sb0, float sb1,
+                                           int n0_in_block)
+{
+$   if one_sb then
+    const float lo = sa_lo * sb0, hi = sa_hi * sb0;
+#pragma unroll
+    for (int j = 0; j < $(bn // 8); j++) {
+$   else
+    const float lo0 = sa_lo * sb0, hi0 = sa_hi * sb0, lo1 = sa_lo * sb1, hi1 = sa_hi * sb1;
+#pragma unroll
+    for (int j = 0; j < $(bn // 8); j++) {
+        const bool first = n0_in_block + j * 8 < 128;
+        const float lo = first ? lo0 : lo1, hi = first ? hi0 : hi1;
+$   end
+        acc[j * 4 + 0] += part[j * 4 + 0] * lo;
+        acc[j * 4 + 1] += part[j * 4 + 1] * lo;
+        acc[j * 4 + 2] += part[j * 4 + 2] * hi;
+        acc[j * 4 + 3] += part[j * 4 + 3] * hi;
+    }
+}
+$ end
+
+// Waits for a stage and issues its wgmmas into d (one commit group); e4m3
+// starts d afresh (scale_d = 0 on the first k-step), bf16 accumulates.
+__device__ __forceinline__ void mf_issue(const unsigned char *a_base, const unsigned char *b_base,
+                                         unsigned long long *full, const mf_ring &ring,
+                                         float (&d)[$(msub)][$(nacc)])
+{
+    mf_bar_wait(&full[ring.stage], ring.phase);
+    const unsigned char *a_stage = a_base + ring.stage * A_STAGE;
+    const unsigned char *b_stage = b_base + ring.stage * B_STAGE;
+    mf_wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < BK / $(kstep); ks++)
+#pragma unroll
+        for (int i = 0; i < $(msub); i++)
+            mf_wgmma(d[i], mf_wgmma_desc(a_stage + i * 64 * 128 + ks * 32),
+                     mf_wgmma_desc(b_stage + ks * 32), $(fp8 and "ks > 0" or "1"));
+    mf_wgmma_commit();
+}
+
+// Every math warp is done with the stage: one arrive per warp frees it.
+__device__ __forceinline__ void mf_release(unsigned long long *empty, int stage, int tid)
+{
+    __syncwarp();
+    if ((tid & 31) == 0)
+        mf_bar_arrive(&empty[stage]);
+}
+
+$ if fp8 then
+// A finished k-block: scales read, stage freed, scratch promoted into acc.
+__device__ __forceinline__ void mf_retire(const unsigned char *sa_base, unsigned long long *empty,
+                                          const mf_ring &ring, const mf_math &m, int n0,
+                                          float (&part)[$(msub)][$(nacc)],
+                                          float (&acc)[$(msub)][$(nacc)], float sb0, float sb1)
+{
+    const float *sa = (const float *)(sa_base + ring.stage * SA_STAGE) + m.wg * $(wg_rows);
+    float sa_lo[$(msub)], sa_hi[$(msub)];
+#pragma unroll
+    for (int i = 0; i < $(msub); i++) {
+        mf_fence_regs(part[i]);
+        sa_lo[i] = sa[i * 64 + m.row];
+        sa_hi[i] = sa[i * 64 + m.row + 8];
+    }
+    mf_release(empty, ring.stage, m.tid);
+#pragma unroll
+    for (int i = 0; i < $(msub); i++)
+        mf_promote(acc[i], part[i], sa_lo[i], sa_hi[i], sb0, sb1, n0 % 128);
+}
+$ end
+
+// The K loop of one tile: accumulators of this warpgroup's m64 slices.
+__device__ __forceinline__ void mf_mainloop(const mf_sm90_params &p, const mf_tile &t,
+                                            const mf_math &m, unsigned char *smem,
+                                            unsigned long long *full, unsigned long long *empty,
+                                            mf_ring &ring, float (&acc)[$(msub)][$(nacc)])
+{
+    const int k_blocks = p.k / BK;
+    const unsigned char *a_base = smem + m.wg * $(wg_rows) * 128;
+    const unsigned char *b_base = smem + B_OFFSET;
+#pragma unroll
+    for (int i = 0; i < $(msub); i++)
+#pragma unroll
+        for (int j = 0; j < $(nacc); j++)
+            acc[i][j] = 0.0f;
+$ if fp8 then
+    const int nb = t.n0 / 128, n_blocks = p.n / 128;
+    const float *sb = p.b_scale + ((long long)t.expert * n_blocks + nb) * k_blocks;
+    const float *sb_next = $(one_sb and "sb" or "nb + 1 < n_blocks ? sb + k_blocks : sb");
+    const unsigned char *sa_base = smem + SA_OFFSET;
+    // One scratch accumulator: the other math warpgroup's wgmmas keep the
+    // tensor cores busy while this one promotes.
+    float part[$(msub)][$(nacc)];
+    for (int kb = 0; kb < k_blocks; kb++) {
+        const float sb0 = __ldg(sb + kb), sb1 = __ldg(sb_next + kb); // in flight during the wait
+        mf_issue(a_base, b_base, full, ring, part);
+        mf_wgmma_wait<0>();
+        mf_retire(sa_base, empty, ring, m, t.n0, part, acc, sb0, sb1);
+        ring.advance();
+    }
+$ else
+    int previous = -1; // stage of the wgmma group still in flight
+    for (int kb = 0; kb < k_blocks; kb++, ring.advance()) {
+        mf_issue(a_base, b_base, full, ring, acc);
+        mf_wgmma_wait<1>(); // the previous k-block's group is done: release its stage
+        if (previous >= 0)
+            mf_release(empty, previous, m.tid);
+        previous = ring.stage;
+    }
+    mf_wgmma_wait<0>();
+    if (previous >= 0)
+        mf_release(empty, previous, m.tid);
+$ end
+#pragma unroll
+    for (int i = 0; i < $(msub); i++)
+        mf_fence_regs(acc[i]);
+}
+
+// Byte offset of column col (even) of row r in a staging buffer made of
+// 32-column chunks of 64-byte rows with TMA's 64B swizzle (16-byte unit XOR
+// bits 1-2 of the row): the 8 rows x 4 words a warp writes hit 32 banks.
+__device__ __forceinline__ int mf_staging_offset(int r, int col)
+{
+    const int chunk = col >> 5, unit = (col & 31) >> 3;
+    return chunk * $(wg_rows) * 64 + r * 64 + ((unit ^ ((r >> 1) & 3)) << 4) + (col & 7) * 2;
+}
+
+// This warpgroup's rows of the tile to D: bf16 into staging, then TMA stores
+// (all rows valid) or plain 16-byte stores of the valid rows.
+__device__ void mf_epilogue(const mf_sm90_params &p, const mf_tile &t, const mf_math &m,
+                            unsigned char *staging, float (&acc)[$(msub)][$(nacc)])
+{
+    const int lane = m.tid & 31;
+    if (m.tid == 0)
+        mf_tma_store_wait_read();
+    mf_warpgroup_sync(m.wg);
+#pragma unroll
+    for (int i = 0; i < $(msub); i++)
+#pragma unroll
+        for (int j = 0; j < $(bn // 8); j++)
+#pragma unroll
+            for (int half = 0; half < 2; half++) {
+                const int r = i * 64 + m.row + half * 8, col = j * 8 + (lane & 3) * 2;
+                *(unsigned *)(staging + mf_staging_offset(r, col)) =
+                    mf_pack_bf16x2(acc[i][j * 4 + half * 2], acc[i][j * 4 + half * 2 + 1]);
+            }
+    const int first_row = t.m0 + m.wg * $(wg_rows);
+    const int valid = min(t.row_limit - first_row, $(wg_rows));
+    mf_fence_async_shared();
+    mf_warpgroup_sync(m.wg);
+    if (valid == $(wg_rows)) {
+        if (m.tid == 0) {
+#pragma unroll
+            for (int c = 0; c < BN / 32; c++)
+                mf_tma_store(&p.tm_d, t.n0 + c * 32, t.a_row + m.wg * $(wg_rows),
+                             staging + c * $(wg_rows) * 64);
+            mf_tma_store_commit();
+        }
+        return;
+    }
+    for (int u = m.tid; u < valid * (BN / 8); u += 128) {
+        const int r = u / (BN / 8), col = u % (BN / 8) * 8;
+        const mf_bf16x8 v = *(const mf_bf16x8 *)(staging + mf_staging_offset(r, col));
+        *(mf_bf16x8 *)(p.d + (long long)(t.a_row + m.wg * $(wg_rows) + r) * p.n + t.n0 + col) = v;
+    }
+}
+
+__device__ void mf_consume(const mf_sm90_params &p, const mf_schedule &s, unsigned char *smem,
+                           unsigned long long *full, unsigned long long *empty)
+{
+    mf_math m;
+    m.wg = threadIdx.x / 128;
+    m.tid = threadIdx.x % 128;
+    m.row = (m.tid / 32) * 16 + (m.tid & 31) / 4;
+    unsigned char *staging = smem + D_OFFSET + m.wg * D_WG_BYTES;
+    mf_ring ring = {0, 0};
+    float acc[$(msub)][$(nacc)];
+    for (long long idx = blockIdx.x; idx < s.tiles; idx += gridDim.x) {
+        mf_tile t;
+        if (!mf_tile_at(p, s, idx, t))
+            continue;
+        mf_mainloop(p, t, m, smem, full, empty, ring, acc);
+        if (t.m0 + m.wg * $(wg_rows) < t.row_limit)
+            mf_epilogue(p, t, m, staging, acc);
+    }
+    if (m.tid == 0)
+        mf_tma_store_wait_all();
+}
+
+// Dynamic shared memory: 1024 bytes of alignment slack, then the layout above,
+// then masked: (E + 1) ints of tile prefix.
+extern "C" __global__ void __launch_bounds__(THREADS, 1) $(entry)(const __grid_constant__ mf_sm90_params p)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    extern __shared__ unsigned char smem_raw[];
+    unsigned char *smem = smem_raw + ((1024 - (mf_smem_addr(smem_raw) & 1023)) & 1023);
+    unsigned long long *full = (unsigned long long *)(smem + BAR_OFFSET);
+    unsigned long long *empty = full + STAGES;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < STAGES; s++) {
+            mf_bar_init(&full[s], 1);
+            mf_bar_init(&empty[s], MATH_THREADS / 32);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    mf_schedule s;
+    s.n_tiles = p.n / BN;
+$ if layout == "masked" then
+    int *first_tile = (int *)(empty + STAGES);
+    mf_masked_tile_prefix(p.masked_m, p.experts, p.max_m, BM, THREADS, first_tile);
+    s.first_tile = first_tile;
+    s.m_tiles = first_tile[p.experts];
+$ else
+    __syncthreads();
+    s.first_tile = 0;
+    s.m_tiles = p.m_capacity / BM;
+$ end
+    s.tiles = (long long)s.m_tiles * s.n_tiles;
+    if (threadIdx.x >= MATH_THREADS) {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 $(producer_regs);");
+        if (threadIdx.x == MATH_THREADS)
+            mf_produce(p, s, smem, full, empty);
+    } else {
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 $(math_regs);");
+        mf_consume(p, s, smem, full, empty);
+    }
+#else
+    __trap(); // wgmma, setmaxnreg: sm_90a only; the runtime launches this family nowhere else
+#endif
+}
