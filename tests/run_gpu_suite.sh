@@ -4,8 +4,10 @@
 #   tests/run_gpu_suite.sh [BUILD_DIR] [--sanitize] [--racecheck]
 # --sanitize runs each binary under compute-sanitizer memcheck as well.
 # --racecheck runs each binary whose kernels use shared memory (all but
-# test_gpu_oom) under compute-sanitizer racecheck as well; RACECHECK_FILTER,
-# when set, is passed to them as Criterion's --filter pattern.
+# test_gpu_oom) under compute-sanitizer racecheck as well, on its small cases
+# (racecheck instruments every shared-memory access): the GEMM's every-config
+# tests (all tile configs of both families), the layer's smallest token
+# counts; RACECHECK_FILTER, when set, replaces these Criterion --filter patterns.
 # Each sanitizer run ends with compute-sanitizer's summary line ("ERROR
 # SUMMARY: ..." or "RACECHECK SUMMARY: ..."); the last line counts every run:
 # "N passed, N failed".
@@ -19,8 +21,15 @@ for arg in "$@"; do
     *) build=$arg ;;
   esac
 done
-racecheck_args=()
-[ -n "${RACECHECK_FILTER:-}" ] && racecheck_args=(--filter "$RACECHECK_FILTER")
+# The Criterion --filter pattern of a binary's racecheck run.
+racecheck_filter() {
+  if [ -n "${RACECHECK_FILTER:-}" ]; then echo "$RACECHECK_FILTER"; return; fi
+  case $1 in
+    test_gpu_gemm) echo 'gpu_gemm/every_*' ;;
+    test_gpu_layer) echo 'gpu_layer/*_t[13]*' ;;
+    *) echo '*' ;;
+  esac
+}
 export MF_BUILTIN_ARCHIVE="$build/builtin.mfa"
 passed=0 failed=0
 
@@ -38,9 +47,10 @@ for t in "$build"/tests/test_gpu_*; do
     count compute-sanitizer --tool memcheck --error-exitcode 99 "$t" --jobs 1
   fi
   if [ "$racecheck" = 1 ] && [ "${t##*/}" != test_gpu_oom ]; then
-    echo "== compute-sanitizer racecheck $t ${racecheck_args[*]}"
+    filter=$(racecheck_filter "${t##*/}")
+    echo "== compute-sanitizer racecheck $t --filter '$filter'"
     count compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 99 \
-      "$t" --jobs 1 "${racecheck_args[@]}"
+      "$t" --jobs 1 --filter "$filter"
   fi
 done
 echo "$passed passed, $failed failed"
