@@ -48,6 +48,12 @@ static inline void heat_colour(double v, double best, char out[8])
     snprintf(out, 8, "#%02x%02x%02x", (int)(255 - 200 * t), (int)(255 - 150 * t), 255);
 }
 
+/* A panel is at least as wide as its title ("e4m3 mma.sync, TFLOP/s"). */
+static inline int heat_panel_width(const heat_panel *p, int cell)
+{
+    return p->ncols * cell > 200 ? p->ncols * cell : 200;
+}
+
 static inline int heat_write_svg(const char *path, const char *caption, heat_panel *panels, int n)
 {
     FILE *f = fopen(path, "w");
@@ -56,7 +62,7 @@ static inline int heat_write_svg(const char *path, const char *caption, heat_pan
     const int cell = 90, left = 70, top = 60, gap = 60;
     int width = left, height = top + 40;
     for (int i = 0; i < n; i++) {
-        width += panels[i].ncols * cell + gap;
+        width += heat_panel_width(&panels[i], cell) + gap;
         if (top + panels[i].nrows * cell + 40 > height)
             height = top + panels[i].nrows * cell + 40;
     }
@@ -93,7 +99,7 @@ static inline int heat_write_svg(const char *path, const char *caption, heat_pan
                             p->value[r][c], chosen ? " *" : "");
             }
         }
-        x0 += p->ncols * cell + gap;
+        x0 += heat_panel_width(p, cell) + gap;
     }
     fprintf(f, "<text x=\"10\" y=\"%d\">rows: block M, columns: block N (best over warps and stages); red frame: the heuristic's pick</text>\n</svg>\n",
             height - 12);
