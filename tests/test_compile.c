@@ -58,7 +58,7 @@ Test(compile, default_set_compiles_for_sm_80, .timeout = 600)
 /* The Hopper GEMM family is built on the instructions its name promises:
  * TMA bulk tensor copies (loads and the epilogue's stores), mbarriers,
  * wgmma and register rebalancing, in the PTX of both dtypes and layouts. */
-Test(compile, sm90_gemm_ptx_uses_tma_and_wgmma, .timeout = 300)
+Test(compile, sm90_gemm_ptx_uses_tma_and_wgmma)
 {
     static const char *specs[] = {
         "gemm_sm90:bm=128,bn=256,dtype=bf16,layout=masked,stages=3,wg=2",
