@@ -9,12 +9,12 @@ $ -- into the fp32 one with scale_a[row] * scale_b[n-block] (two-level
 $ -- accumulation). Epilogue: bf16 through a 128B-swizzled staging buffer and
 $ -- TMA stores (partial masked tiles: plain stores of the valid rows).
 $ -- Parameters: entry, dtype (bf16|e4m3), layout (masked|contiguous),
-$ -- bm (64|128|256), bn (multiple of 32 in [64, 256]), wg (math warpgroups),
+$ -- bm (64 or 128 rows per math warpgroup), bn (multiple of 32 in [64, 256]), wg (math warpgroups, 1-3),
 $ -- stages (ring depth).
 $ local fp8 = dtype == "e4m3"
 $ assert(fp8 or dtype == "bf16", "gemm_sm90: dtype must be bf16 or e4m3")
 $ assert(layout == "masked" or layout == "contiguous", "gemm_sm90: bad layout")
-$ assert(wg == 1 or wg == 2, "gemm_sm90: wg (math warpgroups) must be 1 or 2")
+$ assert(wg >= 1 and wg <= 3, "gemm_sm90: wg (math warpgroups) must be 1, 2 or 3")
 $ assert(bm % (64 * wg) == 0 and bm // wg <= 128, "gemm_sm90: bm must be 64 or 128 rows per math warpgroup")
 $ assert(bn % 32 == 0 and bn >= 64 and bn <= 256, "gemm_sm90: bn must be a multiple of 32 in [64, 256]")
 $ assert(stages >= 2 and stages <= 12, "gemm_sm90: stages in [2, 12]")
@@ -25,9 +25,10 @@ $ local nacc = bn // 2              -- fp32 accumulators per thread per m64 slic
 $ local ab = fp8 and "e4m3" or "bf16"
 $ local one_sb = 128 % bn == 0      -- e4m3: the tile lies inside one 128-column scale block
 $ local threads = 128 * (wg + 1)
-$ -- Registers after setmaxnreg: the producer keeps few, math warpgroups the rest.
-$ local producer_regs = 40
-$ local math_regs = wg == 2 and 232 or 240
+$ -- The register file (64K) split: producer first, the rest over the math
+$ -- warpgroups in multiples of 8, at most 240.
+$ local producer_regs = wg == 3 and 24 or 40
+$ local math_regs = math.min(240, (65536 - 128 * producer_regs) // (128 * wg) // 8 * 8)
 $ include("common.cuh")
 $ include("gemm_common.cuh")
 
