@@ -116,6 +116,12 @@ __device__ __forceinline__ void mf_tma_store(const mf_tensor_map *map, int c0, i
                  : "memory");
 }
 
+// Fetches a tensor map into the descriptor cache ahead of its first copy.
+__device__ __forceinline__ void mf_tma_prefetch(const mf_tensor_map *map)
+{
+    asm volatile("prefetch.tensormap [%0];" ::"l"(map) : "memory");
+}
+
 __device__ __forceinline__ void mf_tma_store_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
 
 // The staging buffer may be rewritten once earlier stores have read it.
@@ -462,6 +468,14 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) $(entry)(const __grid_c
     unsigned char *smem = smem_raw + ((1024 - (mf_smem_addr(smem_raw) & 1023)) & 1023);
     unsigned long long *full = (unsigned long long *)(smem + BAR_OFFSET);
     unsigned long long *empty = full + STAGES;
+    if (threadIdx.x == MATH_THREADS) { // the descriptors load while the schedule is built
+        mf_tma_prefetch(&p.tm_a);
+        mf_tma_prefetch(&p.tm_b);
+        mf_tma_prefetch(&p.tm_d);
+$ if fp8 then
+        mf_tma_prefetch(&p.tm_sa);
+$ end
+    }
     if (threadIdx.x == 0) {
         for (int s = 0; s < STAGES; s++) {
             mf_bar_init(&full[s], 1);
