@@ -48,4 +48,14 @@ static inline void *host_download(mf_context *ctx, const void *dev, size_t bytes
     return h;
 }
 
+/* Every byte of a device buffer still holds value: a refused call wrote nothing. */
+static inline void expect_bytes_untouched(mf_context *ctx, const void *dev, size_t bytes,
+                                          uint8_t value)
+{
+    uint8_t *after = host_download(ctx, dev, bytes);
+    for (size_t i = 0; i < bytes; i++)
+        cr_assert_eq(after[i], value, "byte %zu changed by a refused call", i);
+    free(after);
+}
+
 #endif
