@@ -162,6 +162,18 @@ struct mf_destination {
 };
 
 $ if fp8 then
+// A 4-byte store whose L2 line should outlive the streaming row stores: the
+// MN-major scales of 8 consecutive ranks share a 32-byte sector, written by 8
+// tokens far apart, and a sector evicted partly written costs far more than
+// its bytes (a DRAM read-modify-write, we believe; measured: e4m3 preprocess at 62% of the copy rate with
+// plain stores, 68% with this hint, 86% with no scale stores at all).
+__device__ __forceinline__ void mf_store_keep_in_l2(float *p, float v)
+{
+    unsigned long long policy;
+    asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(policy));
+    asm volatile("st.global.L2::cache_hint.f32 [%0], %1, %2;" ::"l"(p), "f"(v), "l"(policy) : "memory");
+}
+
 // Scale index of (destination, 128-column group g) in the MN-major layout.
 __device__ __forceinline__ long long mf_scale_index(const mf_destination &d, int g, int groups,
                                                     int max_m, int m_capacity)
@@ -208,7 +220,8 @@ $ if fp8 then
                 continue;
             ((uint2 *)a)[(long long)dst[k].row * nvec + v] = q;
             if ((threadIdx.x & 15) == 0)
-                a_scale[mf_scale_index(dst[k], v / 16, hidden_size / 128, max_m, m_capacity)] = scale;
+                mf_store_keep_in_l2(a_scale + mf_scale_index(dst[k], v / 16, hidden_size / 128,
+                                                             max_m, m_capacity), scale);
         }
 $ else
         if (!in_range)
