@@ -114,24 +114,25 @@ static double tile_efficiency(mf_dtype dtype, const mf_gemm_config *c)
     return intensity < 64.0 ? intensity / 64.0 : 1.0;
 }
 
-/* Score = last-wave utilization x useful rows per tile x tile efficiency. */
-static double config_score(mf_dtype dtype, const mf_gemm_config *c, int m, int n, int groups,
-                           int sm_count)
-{
-    long long m_tiles = (m + c->bm - 1) / c->bm;
-    long long tiles = (long long)groups * m_tiles * (n / c->bn);
-    long long slots = (long long)sm_count * blocks_per_sm(dtype, c);
-    long long waves = (tiles + slots - 1) / slots;
-    double utilization = (double)tiles / (double)(waves * slots);
-    double useful_rows = (double)m / (double)(m_tiles * c->bm);
-    return utilization * useful_rows * tile_efficiency(dtype, c);
-}
-
+/* What the choice depends on: m is the rows per expert it scores for (at
+ * least 1), m_capacity what contiguous tiles must divide. */
 typedef struct gemm_problem {
     mf_dtype dtype;
     mf_layout layout;
-    int n, experts, m_capacity;
+    int m, n, experts, m_capacity;
 } gemm_problem;
+
+/* Score = last-wave utilization x useful rows per tile x tile efficiency. */
+static double config_score(const gemm_problem *p, const mf_gemm_config *c, int sm_count)
+{
+    long long m_tiles = (p->m + c->bm - 1) / c->bm;
+    long long tiles = (long long)p->experts * m_tiles * (p->n / c->bn);
+    long long slots = (long long)sm_count * blocks_per_sm(p->dtype, c);
+    long long waves = (tiles + slots - 1) / slots;
+    double utilization = (double)tiles / (double)(waves * slots);
+    double useful_rows = (double)p->m / (double)(m_tiles * c->bm);
+    return utilization * useful_rows * tile_efficiency(p->dtype, c);
+}
 
 static int config_fits(const gemm_problem *p, const mf_gemm_config *c)
 {
@@ -151,7 +152,7 @@ static int config_fits(const gemm_problem *p, const mf_gemm_config *c)
 }
 
 /* The best-scoring config of one family that fits; 0 when none does. */
-static int choose_in(const gemm_problem *p, mf_gemm_family family, int m, int groups, int sm_count,
+static int choose_in(const gemm_problem *p, mf_gemm_family family, int sm_count,
                      mf_gemm_config *out)
 {
     config_list list = family_configs(p->dtype, family);
@@ -159,7 +160,7 @@ static int choose_in(const gemm_problem *p, mf_gemm_family family, int m, int gr
     for (int i = 0; i < list.count; i++) {
         if (!config_fits(p, &list.items[i]))
             continue;
-        double score = config_score(p->dtype, &list.items[i], m < 1 ? 1 : m, p->n, groups, sm_count);
+        double score = config_score(p, &list.items[i], sm_count);
         if (score > best + 1e-9) {
             best = score;
             *out = list.items[i];
@@ -170,12 +171,11 @@ static int choose_in(const gemm_problem *p, mf_gemm_family family, int m, int gr
 
 /* The sm90 family on compute capability 9.0 when one of its configs fits,
  * else the portable one. */
-static mf_status choose(const gemm_problem *p, int m, int groups, int sm_count, int cc,
-                        mf_gemm_config *out)
+static mf_status choose(const gemm_problem *p, int sm_count, int cc, mf_gemm_config *out)
 {
-    if (cc == SM90_CC && choose_in(p, MF_GEMM_SM90, m, groups, sm_count, out))
+    if (cc == SM90_CC && choose_in(p, MF_GEMM_SM90, sm_count, out))
         return MF_OK;
-    if (choose_in(p, MF_GEMM_PORTABLE, m, groups, sm_count, out))
+    if (choose_in(p, MF_GEMM_PORTABLE, sm_count, out))
         return MF_OK;
     if (p->layout == MF_LAYOUT_CONTIGUOUS)
         return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: no tile config fits N = %d and m_capacity = %d "
@@ -196,8 +196,9 @@ mf_status mf_gemm_choose(mf_dtype dtype, mf_layout layout, int m, int n, int k, 
     if (layout != MF_LAYOUT_MASKED && layout != MF_LAYOUT_CONTIGUOUS)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gemm_choose: layout %d unknown", (int)layout);
     /* contiguous: m is the average rows per group; capacities are 128-aligned */
-    gemm_problem p = {dtype, layout, n, groups, 128};
-    return choose(&p, m, groups, sm_count, cc, out);
+    gemm_problem p = {.dtype = dtype, .layout = layout, .m = m < 1 ? 1 : m, .n = n,
+                      .experts = groups, .m_capacity = 128};
+    return choose(&p, sm_count, cc, out);
 }
 
 static mf_status check_shape(const mf_gemm_args *a)
@@ -297,7 +298,8 @@ static int same_config(const mf_gemm_config *a, const mf_gemm_config *b)
 static mf_status check_requested(const mf_gemm_args *a, int cc, mf_gemm_config *c)
 {
     config_list list = family_configs(a->dtype, a->config->family);
-    gemm_problem p = {a->dtype, a->layout, a->n, a->experts, a->m_capacity};
+    gemm_problem p = {.dtype = a->dtype, .layout = a->layout, .m = 1, .n = a->n,
+                      .experts = a->experts, .m_capacity = a->m_capacity};
     for (int i = 0; i < list.count; i++) {
         if (!same_config(&list.items[i], a->config))
             continue;
@@ -322,8 +324,9 @@ mf_status mf_gemm_pick(const mf_gemm_args *a, int sm_count, int cc, mf_gemm_conf
         return check_requested(a, cc, c);
     int m = a->layout == MF_LAYOUT_MASKED ? (a->expected_m ? a->expected_m : a->max_m)
                                           : a->m_capacity / a->experts;
-    gemm_problem p = {a->dtype, a->layout, a->n, a->experts, a->m_capacity};
-    MF_TRY(choose(&p, m, a->experts, sm_count, cc, c));
+    gemm_problem p = {.dtype = a->dtype, .layout = a->layout, .m = m < 1 ? 1 : m, .n = a->n,
+                      .experts = a->experts, .m_capacity = a->m_capacity};
+    MF_TRY(choose(&p, sm_count, cc, c));
     return check_grid(a, c);
 }
 
