@@ -34,6 +34,17 @@ __device__ __forceinline__ float mf_silu(float x)
     return x / (1.0f + expf(-x));
 }
 $ end
+
+// p[j] = silu(gate[j]) * up[j] in fp32 for one 16-byte vector of each.
+__device__ __forceinline__ void mf_silu_mul8(const mf_bf16x8 &gate, const mf_bf16x8 &up, float (&p)[8])
+{
+    float v[8];
+    mf_unpack_bf16x8(gate, p);
+    mf_unpack_bf16x8(up, v);
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+        p[j] = mf_silu(p[j]) * v[j];
+}
 $ if masked and not fp8 then
 
 // Grid: x strides over the (row, 8-column vector) pairs of one expert, y = expert.
@@ -63,12 +74,8 @@ $ for u = 0, unroll - 1 do
 $ end
 $ for u = 0, unroll - 1 do
         if (i$(u) < total) {
-            float g[8], v[8];
-            mf_unpack_bf16x8(gate[$(u)], g);
-            mf_unpack_bf16x8(up[$(u)], v);
-#pragma unroll
-            for (int j = 0; j < 8; j++)
-                g[j] = mf_silu(g[j]) * v[j];
+            float g[8];
+            mf_silu_mul8(gate[$(u)], up[$(u)], g);
             const long long row = i$(u) / vecs_per_row, col = i$(u) - row * vecs_per_row;
             out[row * vecs_per_row + col] = mf_pack_bf16x8(g);
         }
@@ -181,14 +188,10 @@ $ if fp8 then
 $ for u = 0, unroll - 1 do
         amax[$(u)] = 0.0f;
         if (valid$(u)) {
-            float v[8];
-            mf_unpack_bf16x8(gate[$(u)], p[$(u)]);
-            mf_unpack_bf16x8(up[$(u)], v);
+            mf_silu_mul8(gate[$(u)], up[$(u)], p[$(u)]);
 #pragma unroll
-            for (int j = 0; j < 8; j++) {
-                p[$(u)][j] = mf_silu(p[$(u)][j]) * v[j];
+            for (int j = 0; j < 8; j++)
                 amax[$(u)] = fmaxf(amax[$(u)], fabsf(p[$(u)][j]));
-            }
         }
 $ end
 $ for u = 0, unroll - 1 do
@@ -205,12 +208,8 @@ $ end
 $ else
 $ for u = 0, unroll - 1 do
         if (valid$(u)) {
-            float g[8], v[8];
-            mf_unpack_bf16x8(gate[$(u)], g);
-            mf_unpack_bf16x8(up[$(u)], v);
-#pragma unroll
-            for (int j = 0; j < 8; j++)
-                g[j] = mf_silu(g[j]) * v[j];
+            float g[8];
+            mf_silu_mul8(gate[$(u)], up[$(u)], g);
             out[(long long)row$(u) * vecs_per_row + col$(u)] = mf_pack_bf16x8(g);
         }
 $ end
