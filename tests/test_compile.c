@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "file_support.h"
 #include "moeforge_gen.h"
 
 /* Specs of the kernel set file named by $MF_KERNEL_SET (set by meson). */
@@ -89,12 +90,7 @@ static void use_template_dir_with(const char *name, const char *text)
         cr_assert(mkdtemp(dir));
         setenv("MOEFORGE_TEMPLATE_DIR", dir, 1);
     }
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
+    write_test_file(dir, name, text);
 }
 
 Test(compile, nvrtc_error_points_at_template_line)

@@ -17,6 +17,7 @@
 #include "archive.h"
 #include "cache.h"
 #include "error.h"
+#include "file_support.h"
 #include "model.h"
 #include "moeforge_gen.h"
 #include "pack.h"
@@ -148,20 +149,10 @@ Test(warmup, builtin_kernels_are_skipped_unless_asked_for)
     mf_cache_close(c);
 }
 
-static void write_template(const char *dir, const char *name, const char *body)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs(body, f);
-    fclose(f);
-}
-
 Test(warmup, failures_are_collected_and_reported_together)
 {
     char *templates = fresh_dir();
-    write_template(templates, "broken.cu", "extern \"C\" __global__ void $(entry)() { nope; }\n");
+    write_test_file(templates, "broken.cu", "extern \"C\" __global__ void $(entry)() { nope; }\n");
     setenv("MOEFORGE_TEMPLATE_DIR", templates, 1);
     const char *specs[] = {quick_specs[0], "nosuchfamily:x=1", "broken:v=1", quick_specs[1],
                            "not a spec"};
