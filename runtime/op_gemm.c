@@ -114,8 +114,8 @@ static double tile_efficiency(mf_dtype dtype, const mf_gemm_config *c)
     return intensity < 64.0 ? intensity / 64.0 : 1.0;
 }
 
-/* What the choice depends on: m is the rows per expert it scores for (at
- * least 1), m_capacity what contiguous tiles must divide. */
+/* What the choice depends on: m is the rows per expert it scores for (below 1
+ * scored as 1), m_capacity what contiguous tiles must divide. */
 typedef struct gemm_problem {
     mf_dtype dtype;
     mf_layout layout;
@@ -125,12 +125,13 @@ typedef struct gemm_problem {
 /* Score = last-wave utilization x useful rows per tile x tile efficiency. */
 static double config_score(const gemm_problem *p, const mf_gemm_config *c, int sm_count)
 {
-    long long m_tiles = (p->m + c->bm - 1) / c->bm;
+    int m = p->m < 1 ? 1 : p->m;
+    long long m_tiles = (m + c->bm - 1) / c->bm;
     long long tiles = (long long)p->experts * m_tiles * (p->n / c->bn);
     long long slots = (long long)sm_count * blocks_per_sm(p->dtype, c);
     long long waves = (tiles + slots - 1) / slots;
     double utilization = (double)tiles / (double)(waves * slots);
-    double useful_rows = (double)p->m / (double)(m_tiles * c->bm);
+    double useful_rows = (double)m / (double)(m_tiles * c->bm);
     return utilization * useful_rows * tile_efficiency(p->dtype, c);
 }
 
@@ -196,7 +197,7 @@ mf_status mf_gemm_choose(mf_dtype dtype, mf_layout layout, int m, int n, int k, 
     if (layout != MF_LAYOUT_MASKED && layout != MF_LAYOUT_CONTIGUOUS)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gemm_choose: layout %d unknown", (int)layout);
     /* contiguous: m is the average rows per group; capacities are 128-aligned */
-    gemm_problem p = {.dtype = dtype, .layout = layout, .m = m < 1 ? 1 : m, .n = n,
+    gemm_problem p = {.dtype = dtype, .layout = layout, .m = m, .n = n,
                       .experts = groups, .m_capacity = 128};
     return choose(&p, sm_count, cc, out);
 }
@@ -324,7 +325,7 @@ mf_status mf_gemm_pick(const mf_gemm_args *a, int sm_count, int cc, mf_gemm_conf
         return check_requested(a, cc, c);
     int m = a->layout == MF_LAYOUT_MASKED ? (a->expected_m ? a->expected_m : a->max_m)
                                           : a->m_capacity / a->experts;
-    gemm_problem p = {.dtype = a->dtype, .layout = a->layout, .m = m < 1 ? 1 : m, .n = a->n,
+    gemm_problem p = {.dtype = a->dtype, .layout = a->layout, .m = m, .n = a->n,
                       .experts = a->experts, .m_capacity = a->m_capacity};
     MF_TRY(choose(&p, sm_count, cc, c));
     return check_grid(a, c);
