@@ -187,7 +187,9 @@ MF_API const char *mf_error_flags_string(int32_t value, char *buf, size_t size);
  * r is the rank of slot s = t*K + k among the slots of expert e in increasing s
  * (deterministic). Skipped slots (id -1, bad id, duplicate, overflow) get
  * src2dst = -1. a is bf16, or e4m3 with a_scale (layout above).
- * Launches 1 kernel when T*K <= 1024, else 3; no host synchronization. */
+ * Launches 1 kernel when T*K <= 1024, else 3 (e4m3: 4, the last writing
+ * a_scale from per-token scales staged in the workspace); no host
+ * synchronization. */
 typedef struct mf_preprocess_args {
     mf_layout layout;
     const int32_t *topk_ids;  /* [T, K] device                               */
@@ -211,9 +213,11 @@ typedef struct mf_preprocess_args {
     size_t workspace_size;
 } mf_preprocess_args;
 
-/* Workspace bytes a preprocess call with these sizes needs (256-byte multiple). */
-MF_API mf_status mf_preprocess_workspace_size(mf_layout layout, int tokens, int topk, int experts,
-                                              size_t *bytes);
+/* Workspace bytes mf_preprocess needs for args (a 256-byte multiple; 0 when
+ * T*K <= 1024). Reads only layout, tokens, topk, experts, a_dtype, hidden_size
+ * and max_m (masked) or m_capacity and align (contiguous), and checks them as
+ * mf_preprocess does; pointers may still be NULL. */
+MF_API mf_status mf_preprocess_workspace_size(const mf_preprocess_args *args, size_t *bytes);
 /* Rows a contiguous layout needs in the worst case: T*K + E*(align-1), rounded up to align. */
 MF_API mf_status mf_contiguous_capacity(int tokens, int topk, int experts, int align,
                                         int *rows);

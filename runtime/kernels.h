@@ -14,6 +14,15 @@ mf_status mf_kernel_launch(mf_context *ctx, mf_kernel *k, unsigned grid_x, unsig
                            unsigned grid_z, unsigned block_x, unsigned smem_bytes,
                            mf_stream stream, void **args);
 
+/* The same as a programmatic dependent launch (sm_90+; a plain launch before):
+ * k may start before the previous kernel of the stream completes, so it calls
+ * mf_wait_prior_grid() (templates/common.cuh) before it reads that kernel's
+ * output or writes anything. An op's first kernel is a plain launch, so the
+ * work the caller queued before the op is complete when a dependent starts. */
+mf_status mf_kernel_launch_dependent(mf_context *ctx, mf_kernel *k, unsigned grid_x,
+                                     unsigned grid_y, unsigned block_x, unsigned smem_bytes,
+                                     mf_stream stream, void **args);
+
 /* The archive embedded in the library at build time (NULL if it failed to open
  * or MOEFORGE_BUILTIN=off hides it).
  * Exported for the CLI's `list`, like the archive reader itself. */

@@ -91,7 +91,11 @@ static mf_status plan_workspace(mf_layer *l)
     MF_TRY(mf_contiguous_capacity(l->desc.max_tokens, s->topk, s->experts, 128, &capacity));
     size_t rows = masked ? (size_t)s->experts * l->max_m : (size_t)capacity, elem = fp8 ? 1 : 2;
     size_t pre = 0;
-    MF_TRY(mf_preprocess_workspace_size(s->layout, l->desc.max_tokens, s->topk, s->experts, &pre));
+    mf_preprocess_args largest = {
+        .layout = s->layout, .tokens = l->desc.max_tokens, .topk = s->topk,
+        .experts = s->experts, .hidden_size = s->hidden, .a_dtype = s->dtype,
+        .ue8m0 = fp8 && s->ue8m0, .max_m = l->max_m, .m_capacity = capacity};
+    MF_TRY(mf_preprocess_workspace_size(&largest, &pre));
     size_t sizes[] = {
         rows * s->hidden * elem, fp8 ? rows * (s->hidden / 128) * 4 : 0,
         rows * 2 * s->intermediate * 2, rows * s->intermediate * elem,

@@ -1,4 +1,5 @@
-/* Preprocess op: validation, workspace layout, the one- or three-launch plan. */
+/* Preprocess op: validation, workspace layout, the one-launch plan and the
+ * chunked one (3 launches, 4 for e4m3). */
 #include "error.h"
 #include "op_common.h"
 #include "op_specs.h"
@@ -8,12 +9,13 @@
 
 enum {
     PRE_BLOCK = 256,
-    PRE_WARPS = PRE_BLOCK / 32,
     PRE_CHUNK = MF_PREPROCESS_FUSED_SLOTS, /* slots ranked by one block */
+    PRE_RANK_WIDE_EXPERTS = 256, /* up to this many, rank with PRE_CHUNK threads */
     PRE_MAX_TOPK = 32,
     PRE_MAX_EXPERTS = 1024,
     PRE_DEFAULT_ALIGN = 128,
-    PRE_MAX_GRID_Y = 65535
+    PRE_MAX_GRID_Y = 65535,
+    PRE_SCALE_TILE = 32 /* rows per block of the scales stage: one per lane */
 };
 
 /* Kernel parameter structs: the same members, in the same order, as
@@ -37,9 +39,16 @@ typedef struct outputs_param {
     int32_t *error_flags;
 } outputs_param;
 
-/* Workspace of the three-launch path, each part 256-byte aligned. */
+/* The scales staging of the chunked e4m3 path (templates/preprocess.cu). */
+typedef struct scale_staging_param {
+    float *token_scale;
+    int32_t *row_token;
+} scale_staging_param;
+
+/* Workspace of the chunked path, each part 256-byte aligned; e4m3 adds the
+ * token scales [T, H / 128] and the token of every row of a. */
 typedef struct workspace_layout {
-    size_t local_rank, hist, totals, seg, total;
+    size_t local_rank, hist, totals, seg, token_scale, row_token, total;
 } workspace_layout;
 
 static size_t round256(size_t n)
@@ -47,16 +56,30 @@ static size_t round256(size_t n)
     return (n + 255) & ~(size_t)255;
 }
 
-static workspace_layout plan_workspace(int64_t slots, int experts)
+/* Rows of a: experts * max_m (masked) or m_capacity (contiguous). */
+static size_t rows_of_a(const mf_preprocess_args *a)
 {
-    workspace_layout w = {0, 0, 0, 0, 0};
+    return a->layout == MF_LAYOUT_MASKED ? (size_t)a->experts * (size_t)a->max_m
+                                         : (size_t)a->m_capacity;
+}
+
+static workspace_layout plan_workspace(const mf_preprocess_args *a)
+{
+    workspace_layout w = {0};
+    int64_t slots = (int64_t)a->tokens * a->topk;
     if (slots <= PRE_CHUNK)
         return w;
     int64_t chunks = (slots + PRE_CHUNK - 1) / PRE_CHUNK;
     w.hist = round256((size_t)slots * 4);
-    w.totals = w.hist + round256((size_t)(chunks * experts) * 4);
-    w.seg = w.totals + round256((size_t)experts * 4);
-    w.total = w.seg + round256((size_t)(experts + 1) * 4);
+    w.totals = w.hist + round256((size_t)(chunks * a->experts) * 4);
+    w.seg = w.totals + round256((size_t)a->experts * 4);
+    w.token_scale = w.seg + round256((size_t)(a->experts + 1) * 4);
+    w.row_token = w.token_scale;
+    if (a->a_dtype == MF_DTYPE_E4M3)
+        w.row_token += round256((size_t)a->tokens * (size_t)(a->hidden_size / 128) * 4);
+    w.total = w.row_token;
+    if (a->a_dtype == MF_DTYPE_E4M3)
+        w.total += round256(rows_of_a(a) * 4);
     return w;
 }
 
@@ -70,18 +93,6 @@ static mf_status check_sizes(int tokens, int topk, int experts)
     if ((int64_t)tokens * topk > INT32_MAX / 2)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess: tokens * topk = %lld too large",
                        (long long)tokens * topk);
-    return MF_OK;
-}
-
-mf_status mf_preprocess_workspace_size(mf_layout layout, int tokens, int topk, int experts,
-                                       size_t *bytes)
-{
-    if (!bytes)
-        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_preprocess_workspace_size: bytes is NULL");
-    if (layout != MF_LAYOUT_MASKED && layout != MF_LAYOUT_CONTIGUOUS)
-        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess: layout %d unknown", (int)layout);
-    MF_TRY(check_sizes(tokens, topk, experts));
-    *bytes = plan_workspace((int64_t)tokens * topk, experts).total;
     return MF_OK;
 }
 
@@ -117,6 +128,10 @@ static mf_status check_pointers(const mf_preprocess_args *a, int fp8)
     if (!a->topk_ids || !a->hidden || !a->a || !a->src2dst || (fp8 && !a->a_scale))
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT,
                        "preprocess: topk_ids, hidden, a, src2dst%s is NULL", fp8 ? " or a_scale" : "");
+    if (a->layout == MF_LAYOUT_MASKED && !a->masked_m)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess (masked): masked_m is NULL");
+    if (a->layout == MF_LAYOUT_CONTIGUOUS && !a->m_indices)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess (contiguous): m_indices is NULL");
     if (mf_misaligned16(a->hidden) || mf_misaligned16(a->a))
         return MF_FAIL(MF_ERR_MISALIGNED, "preprocess: hidden or a not 16-byte aligned");
     if (((uintptr_t)a->topk_ids | (uintptr_t)a->src2dst | (uintptr_t)a->a_scale |
@@ -128,9 +143,9 @@ static mf_status check_pointers(const mf_preprocess_args *a, int fp8)
 static mf_status check_layout(const mf_preprocess_args *a)
 {
     if (a->layout == MF_LAYOUT_MASKED) {
-        if (!a->masked_m || a->max_m < 1)
-            return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess (masked): masked_m is NULL or "
-                           "max_m = %d < 1", a->max_m);
+        if (a->max_m < 1)
+            return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess (masked): max_m = %d < 1",
+                           a->max_m);
         if ((int64_t)a->experts * a->max_m > INT32_MAX)
             return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess (masked): experts * max_m = %lld "
                            "rows overflow int32 src2dst", (long long)a->experts * a->max_m);
@@ -140,10 +155,9 @@ static mf_status check_layout(const mf_preprocess_args *a)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess: layout %d unknown", (int)a->layout);
     int needed;
     MF_TRY(mf_contiguous_capacity(a->tokens, a->topk, a->experts, a->align, &needed));
-    if (!a->m_indices || a->m_capacity < needed)
-        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess (contiguous): m_indices is NULL or "
-                       "m_capacity = %d < %d rows (worst case T*K + E*(align-1), aligned)",
-                       a->m_capacity, needed);
+    if (a->m_capacity < needed)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess (contiguous): m_capacity = %d < %d "
+                       "rows (worst case T*K + E*(align-1), aligned)", a->m_capacity, needed);
     return MF_OK;
 }
 
@@ -164,10 +178,9 @@ static mf_status check_fill_grid(const mf_preprocess_args *a)
     return MF_OK;
 }
 
-static mf_status validate(const mf_context *ctx, const mf_preprocess_args *a)
+/* What the sizes, dtype and layout must satisfy, pointers aside. */
+static mf_status check_shape(const mf_preprocess_args *a)
 {
-    if (!a)
-        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_preprocess: args is NULL");
     MF_TRY(check_sizes(a->tokens, a->topk, a->experts));
     if (a->a_dtype != MF_DTYPE_BF16 && a->a_dtype != MF_DTYPE_E4M3)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess: a_dtype %d is not bf16 or e4m3",
@@ -179,10 +192,28 @@ static mf_status validate(const mf_context *ctx, const mf_preprocess_args *a)
         return MF_FAIL(a->hidden_size < 8 ? MF_ERR_INVALID_ARGUMENT : MF_ERR_MISALIGNED,
                        "preprocess: hidden_size = %d must be a positive multiple of %d",
                        a->hidden_size, fp8 ? 128 : 8);
+    return check_layout(a);
+}
+
+mf_status mf_preprocess_workspace_size(const mf_preprocess_args *args, size_t *bytes)
+{
+    if (!args || !bytes)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_preprocess_workspace_size: args or bytes is "
+                       "NULL");
+    MF_TRY(check_shape(args));
+    *bytes = plan_workspace(args).total;
+    return MF_OK;
+}
+
+static mf_status validate(const mf_context *ctx, const mf_preprocess_args *a)
+{
+    if (!a)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_preprocess: args is NULL");
+    MF_TRY(check_shape(a));
+    int fp8 = a->a_dtype == MF_DTYPE_E4M3;
     MF_TRY(check_pointers(a, fp8));
-    MF_TRY(check_layout(a));
     MF_TRY(check_fill_grid(a));
-    size_t needed = plan_workspace((int64_t)a->tokens * a->topk, a->experts).total;
+    size_t needed = plan_workspace(a).total;
     if (needed && (!a->workspace || a->workspace_size < needed))
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "preprocess: workspace %p of %zu bytes, need %zu "
                        "bytes 16-byte aligned (mf_preprocess_workspace_size)", a->workspace,
@@ -200,13 +231,21 @@ static mf_status validate(const mf_context *ctx, const mf_preprocess_args *a)
     return MF_OK;
 }
 
+/* Threads of a stage's blocks. rank: one per slot of its chunk (one round of
+ * ranking instead of four) while the per-warp counts, (warps + 1) * E ints of
+ * shared memory, stay within 33 KiB. */
+static int stage_block(const char *stage, int experts)
+{
+    return strcmp(stage, "rank") == 0 && experts <= PRE_RANK_WIDE_EXPERTS ? PRE_CHUNK : PRE_BLOCK;
+}
+
 /* Spec of one stage; copying stages carry the dtype, all but rank the layout. */
-mf_status mf_preprocess_spec(mf_layout layout, mf_dtype a_dtype, int ue8m0, const char *stage,
-                             mf_spec *spec)
+mf_status mf_preprocess_spec(mf_layout layout, mf_dtype a_dtype, int ue8m0, int experts,
+                             const char *stage, mf_spec *spec)
 {
     *spec = (mf_spec){.family = "preprocess"};
     MF_TRY(mf_spec_set(spec, "stage", stage));
-    MF_TRY(mf_spec_set_int(spec, "block", PRE_BLOCK));
+    MF_TRY(mf_spec_set_int(spec, "block", stage_block(stage, experts)));
     if (strcmp(stage, "rank") != 0)
         MF_TRY(mf_spec_set(spec, "layout", layout == MF_LAYOUT_MASKED ? "masked" : "contiguous"));
     if (strcmp(stage, "fused") == 0 || strcmp(stage, "scatter") == 0) {
@@ -220,7 +259,7 @@ static mf_status stage_kernel(mf_context *ctx, const mf_preprocess_args *a, cons
                               mf_kernel **k)
 {
     mf_spec spec;
-    MF_TRY(mf_preprocess_spec(a->layout, a->a_dtype, a->ue8m0, stage, &spec));
+    MF_TRY(mf_preprocess_spec(a->layout, a->a_dtype, a->ue8m0, a->experts, stage, &spec));
     return mf_op_kernel(ctx, &spec, k);
 }
 
@@ -263,6 +302,32 @@ static mf_status launch_fused(mf_context *ctx, const mf_preprocess_args *a, rout
                             stream, params);
 }
 
+/* Blocks of the scales stage per expert (masked) or in all (contiguous), each
+ * a tile of PRE_SCALE_TILE rows: enough for about twice the expected rows per
+ * expert, grid-strided past that (skewed routing). */
+static unsigned scales_row_blocks(const mf_preprocess_args *a)
+{
+    int64_t rows = a->layout == MF_LAYOUT_MASKED
+                       ? 2 * (int64_t)mf_expected_m(a->tokens, a->topk, a->experts)
+                       : (int64_t)a->m_capacity;
+    int64_t most = a->layout == MF_LAYOUT_MASKED ? a->max_m : a->m_capacity;
+    rows = rows < most ? rows : most;
+    return (unsigned)((rows + PRE_SCALE_TILE - 1) / PRE_SCALE_TILE);
+}
+
+/* e4m3: a_scale from the scatter's staged token scales (after the scatter). */
+static mf_status launch_scales(mf_context *ctx, const mf_preprocess_args *a,
+                               scale_staging_param *staging, outputs_param *o, mf_stream stream)
+{
+    mf_kernel *k;
+    MF_TRY(stage_kernel(ctx, a, "scales", &k));
+    void *params[] = {staging, o};
+    unsigned experts = a->layout == MF_LAYOUT_MASKED ? (unsigned)a->experts : 1;
+    return mf_kernel_launch_dependent(ctx, k, scales_row_blocks(a), experts, PRE_BLOCK, 0, stream,
+                                      params);
+}
+
+/* rank -> scan -> scatter (-> scales), each later stage a dependent launch. */
 static mf_status launch_chunked(mf_context *ctx, const mf_preprocess_args *a, routing_param *r,
                                 outputs_param *o, mf_stream stream)
 {
@@ -270,21 +335,27 @@ static mf_status launch_chunked(mf_context *ctx, const mf_preprocess_args *a, ro
     MF_TRY(stage_kernel(ctx, a, "rank", &rank));
     MF_TRY(stage_kernel(ctx, a, "scan", &scan));
     MF_TRY(stage_kernel(ctx, a, "scatter", &scatter));
-    workspace_layout w = plan_workspace(r->slots, a->experts);
+    workspace_layout w = plan_workspace(a);
     char *ws = a->workspace;
     int32_t *local_rank = (int32_t *)(ws + w.local_rank), *hist = (int32_t *)(ws + w.hist);
     int32_t *totals = (int32_t *)(ws + w.totals), *seg = (int32_t *)(ws + w.seg);
+    scale_staging_param staging = {(float *)(ws + w.token_scale), (int32_t *)(ws + w.row_token)};
     int chunks = (r->slots + PRE_CHUNK - 1) / PRE_CHUNK;
 
     void *rank_params[] = {r, &local_rank, &hist, &o->error_flags};
-    MF_TRY(mf_kernel_launch(ctx, rank, (unsigned)chunks, 1, 1, PRE_BLOCK,
-                            (unsigned)(PRE_WARPS + 1) * (unsigned)a->experts * 4, stream,
+    unsigned rank_block = (unsigned)stage_block("rank", a->experts);
+    MF_TRY(mf_kernel_launch(ctx, rank, (unsigned)chunks, 1, 1, rank_block,
+                            (rank_block / 32 + 1) * (unsigned)a->experts * 4, stream,
                             rank_params));
     void *scan_params[] = {r, &chunks, &hist, &totals, &seg, o};
-    MF_TRY(mf_kernel_launch(ctx, scan, 1, 1, 1, PRE_BLOCK, segment_smem(a), stream, scan_params));
-    void *scatter_params[] = {r, &local_rank, &hist, &totals, &seg, o};
-    return mf_kernel_launch(ctx, scatter, (unsigned)a->tokens, 1, 1, PRE_BLOCK, 0, stream,
-                            scatter_params);
+    MF_TRY(mf_kernel_launch_dependent(ctx, scan, 1, 1, PRE_BLOCK, segment_smem(a), stream,
+                                      scan_params));
+    void *scatter_params[] = {r, &local_rank, &hist, &totals, &seg, o, &staging};
+    MF_TRY(mf_kernel_launch_dependent(ctx, scatter, (unsigned)a->tokens, 1, PRE_BLOCK, 0, stream,
+                                      scatter_params));
+    if (a->a_dtype != MF_DTYPE_E4M3)
+        return MF_OK;
+    return launch_scales(ctx, a, &staging, o, stream);
 }
 
 mf_status mf_preprocess(mf_context *ctx, const mf_preprocess_args *args, mf_stream stream)

@@ -10,9 +10,10 @@
 /* T*K at most this: preprocess runs its one-launch fused stage. */
 #define MF_PREPROCESS_FUSED_SLOTS 1024
 
-/* stage: "fused", "rank", "scan" or "scatter". */
-mf_status mf_preprocess_spec(mf_layout layout, mf_dtype a_dtype, int ue8m0, const char *stage,
-                             mf_spec *spec);
+/* stage: "fused", "rank", "scan", "scatter" or "scales"; the rank stage's block
+ * size depends on the number of experts. */
+mf_status mf_preprocess_spec(mf_layout layout, mf_dtype a_dtype, int ue8m0, int experts,
+                             const char *stage, mf_spec *spec);
 mf_status mf_silu_mul_spec(const mf_silu_mul_args *args, int sm_count, mf_spec *spec);
 mf_status mf_combine_spec(int topk, mf_spec *spec);
 /* The tile config mf_gemm runs for these arguments on a device of sm_count SMs

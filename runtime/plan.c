@@ -56,14 +56,15 @@ static mf_status emit(const mf_spec *spec, mf_spec_sink sink, void *user)
 
 static mf_status emit_preprocess(const mf_layer_shape *s, int tokens, mf_spec_sink sink, void *user)
 {
-    static const char *chunked[] = {"rank", "scan", "scatter"};
+    static const char *chunked[] = {"rank", "scan", "scatter", "scales"};
     mf_spec spec;
     if ((long long)tokens * s->topk <= MF_PREPROCESS_FUSED_SLOTS) {
-        MF_TRY(mf_preprocess_spec(s->layout, s->dtype, s->ue8m0, "fused", &spec));
+        MF_TRY(mf_preprocess_spec(s->layout, s->dtype, s->ue8m0, s->experts, "fused", &spec));
         return emit(&spec, sink, user);
     }
-    for (int i = 0; i < 3; i++) {
-        MF_TRY(mf_preprocess_spec(s->layout, s->dtype, s->ue8m0, chunked[i], &spec));
+    for (int i = 0; i < (s->dtype == MF_DTYPE_E4M3 ? 4 : 3); i++) {
+        MF_TRY(mf_preprocess_spec(s->layout, s->dtype, s->ue8m0, s->experts, chunked[i],
+                                  &spec));
         MF_TRY(emit(&spec, sink, user));
     }
     return MF_OK;

@@ -38,9 +38,43 @@ __device__ __forceinline__ mf_bf16x8 mf_pack_bf16x8(const float in[8])
     return v;
 }
 
+// The last i in [0, n) with sorted[i] <= x (0 when there is none): the segment
+// x falls in, given the segments' ascending first elements.
+__device__ __forceinline__ int mf_last_at_or_below(const int *sorted, int n, int x)
+{
+    int lo = 0, hi = n;
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) >> 1;
+        if (sorted[mid] <= x)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 // Clamps a per-expert row count read from device memory into [0, max_m]:
 // a bad count must never send a kernel out of its tensor.
 __device__ __forceinline__ int mf_clamp_rows(int rows, int max_m)
 {
     return rows < 0 ? 0 : (rows > max_m ? max_m : rows);
+}
+
+// Programmatic dependent launch (sm_90+; no-ops before, and in a kernel not
+// launched as a dependent). A dependent kernel may start while the previous
+// kernel of its stream still runs: before mf_wait_prior_grid() it may only
+// read what was complete before that kernel began, and write nothing.
+__device__ __forceinline__ void mf_wait_prior_grid()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// Lets the next kernel of the stream, if launched as a dependent, start now.
+__device__ __forceinline__ void mf_start_dependents()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
 }

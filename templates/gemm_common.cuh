@@ -40,13 +40,5 @@ __device__ void mf_masked_tile_prefix(const int *masked_m, int experts, int max_
 // The expert owning global m-tile m_tile: the last e with first_tile[e] <= m_tile.
 __device__ __forceinline__ int mf_expert_of_tile(const int *first_tile, int experts, int m_tile)
 {
-    int lo = 0, hi = experts;
-    while (hi - lo > 1) {
-        const int mid = (lo + hi) >> 1;
-        if (first_tile[mid] <= m_tile)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return lo;
+    return mf_last_at_or_below(first_tile, experts, m_tile);
 }

@@ -7,11 +7,18 @@ $ --            (one launch in all).
 $ --   rank     one block per 1024-slot chunk: in-chunk ranks + chunk histogram.
 $ --   scan     one block: per-expert exclusive prefix over chunks, masked_m or
 $ --            the contiguous segment starts.
-$ --   scatter  one block per token: final rows, src2dst, copy/quantize, m_indices.
+$ --   scatter  one block per token: final rows, src2dst, copy/quantize, m_indices;
+$ --            e4m3 writes each token's scales once, K-major, into the workspace.
+$ --   scales   e4m3 only: a_scale in its MN-major layout, coalesced per expert,
+$ --            from those token scales (4-byte stores scattered over experts
+$ --            cost the scatter 30% of its time: examples/NOTES.md).
+$ -- scan, scatter and scales are launched as dependents of the stage before
+$ -- (sm_90+): each may start early and waits for its inputs.
 $ -- Ranks are deterministic: slot s = t*K + k gets the number of earlier valid
 $ -- slots of its expert, counted per warp with __match_any_sync and summed in
 $ -- warp order, never with order-dependent atomics.
-$ assert(stage == "fused" or stage == "rank" or stage == "scan" or stage == "scatter", "preprocess: bad stage")
+$ local stages = {fused = true, rank = true, scan = true, scatter = true, scales = true}
+$ assert(stages[stage], "preprocess: bad stage")
 $ local contiguous = params.layout == "contiguous"
 $ assert(stage == "rank" or params.layout == "masked" or contiguous, "preprocess: bad layout")
 $ assert(block % 32 == 0 and block <= 1024, "preprocess: block must be a multiple of 32, <= 1024")
@@ -40,20 +47,20 @@ struct mf_routing {
     int experts;
 };
 
-// Expert of slot s, or -1 when the slot is skipped: id -1, an id outside
-// [-1, E) (flagged), or an id already used by an earlier k of the token (flagged).
-__device__ __forceinline__ int mf_slot_expert(const mf_routing &r, int s, int &flags)
+// Expert of the slot whose id is ids[i], the token's k-th (ids[i - j] holds
+// its (k-j)-th), or -1 when the slot is skipped: id -1, an id outside [-1, E)
+// (flagged), or an id already used by an earlier k of the token (flagged).
+__device__ __forceinline__ int mf_slot_expert(const int *ids, int i, int k, int experts, int &flags)
 {
-    const int e = r.topk_ids[s];
-    if (e < -1 || e >= r.experts) {
+    const int e = ids[i];
+    if (e < -1 || e >= experts) {
         flags |= MF_ERR_BAD_EXPERT_ID;
         return -1;
     }
     if (e < 0)
         return -1;
-    const int k = s % r.topk;
     for (int j = 1; j <= k; j++)
-        if (r.topk_ids[s - j] == e) {
+        if (ids[i - j] == e) {
             flags |= MF_ERR_DUPLICATE_ID;
             return -1;
         }
@@ -67,16 +74,20 @@ __device__ __forceinline__ void mf_raise(int *error_flags, int flags)
 }
 
 $ if stage == "rank" then
-// Ranks slots [begin, end) in order. warp_counts [MF_WARPS][E] must be zero on
-// entry (it is left zero); base [E] holds the running count per expert and is
-// advanced. rank[s - begin] = in-range rank or -1; expert likewise.
-__device__ void mf_rank_range(const mf_routing &r, int begin, int end, int *warp_counts,
-                              int *base, int *rank, int *expert, int &flags)
+// Ranks slots [begin, end) in order; ids[MF_MAX_TOPK + s - begin] holds slot
+// s's id (from s = begin - MF_MAX_TOPK on, for the duplicate check).
+// warp_counts [MF_WARPS][E] must be zero on entry (it is left zero); base [E]
+// holds the running count per expert and is advanced. rank[s - begin] =
+// in-range rank or -1.
+__device__ void mf_rank_range(const mf_routing &r, const int *ids, int begin, int end,
+                              int *warp_counts, int *base, int *rank, int &flags)
 {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int round = begin; round < end; round += MF_BLOCK) {
         const int s = round + threadIdx.x;
-        const int e = s < end ? mf_slot_expert(r, s, flags) : -1;
+        const int e = s < end ? mf_slot_expert(ids, MF_MAX_TOPK + s - begin, s % r.topk,
+                                               r.experts, flags)
+                              : -1;
         const unsigned peers = __match_any_sync(0xffffffffu, e);
         const int lrank = __popc(peers & ((1u << lane) - 1u));
         const bool leader = e >= 0 && lrank == 0;
@@ -94,10 +105,8 @@ __device__ void mf_rank_range(const mf_routing &r, int begin, int end, int *warp
             atomicAdd(&base[e], __popc(peers)); // a sum: the order does not matter
             warp_counts[warp * r.experts + e] = 0;
         }
-        if (s < end) {
+        if (s < end)
             rank[s - begin] = my_rank;
-            expert[s - begin] = e;
-        }
         __syncthreads();
     }
 }
@@ -110,7 +119,7 @@ __device__ void mf_zero_shared(int *p, int n)
 }
 $ end
 
-$ if contiguous and stage ~= "rank" then
+$ if contiguous and stage ~= "rank" and stage ~= "scales" then
 // Exclusive prefix over experts of the aligned segment sizes (Hillis-Steele in
 // shared memory; E <= 1024). seg[e] = first row of expert e, seg[E] = end.
 __device__ void mf_segment_starts(const int *totals, int experts, int align, int *seg, int *tmp)
@@ -140,15 +149,8 @@ __device__ void mf_fill_m_indices(int *m_indices, int m_capacity, const int *seg
                                   const int *totals, int experts, long long first, long long stride)
 {
     for (long long row = first; row < m_capacity; row += stride) {
-        int lo = 0, hi = experts; // last e with seg[e] <= row
-        while (hi - lo > 1) {
-            const int mid = (lo + hi) >> 1;
-            if (seg[mid] <= row)
-                lo = mid;
-            else
-                hi = mid;
-        }
-        m_indices[row] = row < (long long)seg[lo] + totals[lo] ? lo : -1;
+        const int e = mf_last_at_or_below(seg, experts, (int)row);
+        m_indices[row] = row < (long long)seg[e] + totals[e] ? e : -1;
     }
 }
 $ end
@@ -162,18 +164,23 @@ struct mf_destination {
 };
 
 $ if fp8 then
-// A 4-byte store whose L2 line should outlive the streaming row stores: the
-// MN-major scales of 8 consecutive ranks share a 32-byte sector, written by 8
-// tokens far apart, and a sector evicted partly written costs far more than
-// its bytes (a DRAM read-modify-write, we believe; measured: e4m3 preprocess at 62% of the copy rate with
-// plain stores, 68% with this hint, 86% with no scale stores at all).
-__device__ __forceinline__ void mf_store_keep_in_l2(float *p, float v)
+// A 4-byte store whose L2 line should outlive the streaming row stores.
+// fused: the MN-major scales of 8 consecutive ranks share a 32-byte sector,
+// written by 8 tokens far apart, and a sector evicted partly written costs
+// far more than its bytes (measured on the large-T path before it had the
+// scales stage: 62% of the copy rate with plain stores, 68% with this hint).
+// scatter: the staged token scales and row tokens, which the scales stage
+// reads back right after; from DRAM that read cost more than it saved.
+__device__ __forceinline__ void mf_store_keep_in_l2(unsigned *p, unsigned v)
 {
     unsigned long long policy;
     asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(policy));
-    asm volatile("st.global.L2::cache_hint.f32 [%0], %1, %2;" ::"l"(p), "f"(v), "l"(policy) : "memory");
+    asm volatile("st.global.L2::cache_hint.b32 [%0], %1, %2;" ::"l"(p), "r"(v), "l"(policy)
+                 : "memory");
 }
+$ end
 
+$ if fp8 and stage == "fused" then
 // Scale index of (destination, 128-column group g) in the MN-major layout.
 __device__ __forceinline__ long long mf_scale_index(const mf_destination &d, int g, int groups,
                                                     int max_m, int m_capacity)
@@ -189,11 +196,12 @@ $ end
 // Copies (bf16) or quantizes once and writes K times (e4m3) the 16-byte
 // vectors [first, end) of one token's row; first is a multiple of 16 (a group).
 // `prefetched` (or NULL) holds this thread's vector of the first pass, loaded
-// early by the caller so its latency hides behind the ranking.
+// early by the caller so its latency hides behind the ranking. e4m3 scales go
+// to a_scale (fused) or once to token_scale [H / 128] (scatter).
 __device__ void mf_copy_token(const mf_bf16x8 *__restrict__ row, int hidden_size, int first,
                               int end, const mf_bf16x8 *prefetched, const mf_destination *dst,
                               int topk, void *__restrict__ a, float *__restrict__ a_scale,
-                              int max_m, int m_capacity)
+                              float *__restrict__ token_scale, int max_m, int m_capacity)
 {
     const int nvec = hidden_size / 8;
     for (int base = first; base < end; base += MF_BLOCK) {
@@ -215,13 +223,21 @@ $ if fp8 then
             continue;
         const float scale = mf_fp8_scale(amax, $(ue8m0 == 1 and "true" or "false"));
         const uint2 q = mf_quantize8(f, scale);
+$   if stage == "scatter" then
+        if ((threadIdx.x & 15) == 0)
+            mf_store_keep_in_l2((unsigned *)&token_scale[v / 16], __float_as_uint(scale));
+$   end
         for (int k = 0; k < topk; k++) {
             if (dst[k].row < 0)
                 continue;
             ((uint2 *)a)[(long long)dst[k].row * nvec + v] = q;
+$   if stage == "fused" then
             if ((threadIdx.x & 15) == 0)
-                mf_store_keep_in_l2(a_scale + mf_scale_index(dst[k], v / 16, hidden_size / 128,
-                                                             max_m, m_capacity), scale);
+                mf_store_keep_in_l2((unsigned *)a_scale + mf_scale_index(dst[k], v / 16,
+                                                                         hidden_size / 128,
+                                                                         max_m, m_capacity),
+                                    __float_as_uint(scale));
+$   end
         }
 $ else
         if (!in_range)
@@ -271,6 +287,13 @@ struct mf_outputs {
     int *error_flags;
 };
 
+// e4m3, T*K > 1024: the scatter's per-token scales [T, H / 128] and the token
+// of every placed row, which the scales stage turns into a_scale.
+struct mf_scale_staging {
+    float *token_scale;
+    int *row_token;
+};
+
 $ if stage == "fused" then
 // Per-expert totals are order-free sums (shared-memory atomics); only this
 // token's K ranks need the slot order: each is a block-wide count of the
@@ -317,10 +340,8 @@ extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing
     if (threadIdx.x < MF_MAX_TOPK)
         own_rank[threadIdx.x] = 0;
     __syncthreads();
-    mf_routing shared_routing = r;
-    shared_routing.topk_ids = ids;
     for (int s = threadIdx.x; s < r.slots; s += MF_BLOCK) {
-        const int e = mf_slot_expert(shared_routing, s, flags);
+        const int e = mf_slot_expert(ids, s, s % r.topk, r.experts, flags);
         expert[s] = e;
         if (e >= 0)
             atomicAdd(&totals[e], 1);
@@ -349,7 +370,7 @@ $ end
     }
     __syncthreads();
     mf_copy_token(row, o.hidden_size, first, end, &prefetched, dst, r.topk, o.a, o.a_scale,
-                  o.max_m, o.m_capacity);
+                  nullptr, o.max_m, o.m_capacity);
     // Every block saw every id: one block reports them; slice 0 its placements.
     mf_raise(o.error_flags, block_id == 0 ? flags : first_slice ? flags & MF_ERR_CAPACITY : 0);
 }
@@ -363,12 +384,17 @@ extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing
                                                                  int *hist, int *error_flags)
 {
     extern __shared__ int smem[];
-    __shared__ int expert[MF_CHUNK];
+    __shared__ int ids[MF_MAX_TOPK + MF_CHUNK];
     int *warp_counts = smem, *base = smem + MF_WARPS * r.experts;
     int flags = 0;
-    mf_zero_shared(smem, (MF_WARPS + 1) * r.experts);
+    mf_start_dependents();
     const int begin = blockIdx.x * MF_CHUNK, end = min(begin + MF_CHUNK, r.slots);
-    mf_rank_range(r, begin, end, warp_counts, base, local_rank + begin, expert, flags);
+    // Every id of the chunk in one round trip, not one per round of ranking.
+    for (int i = threadIdx.x; i < MF_MAX_TOPK + end - begin; i += MF_BLOCK)
+        if (begin - MF_MAX_TOPK + i >= 0)
+            ids[i] = r.topk_ids[begin - MF_MAX_TOPK + i];
+    mf_zero_shared(smem, (MF_WARPS + 1) * r.experts); // its barrier also covers ids
+    mf_rank_range(r, ids, begin, end, warp_counts, base, local_rank + begin, flags);
     for (int e = threadIdx.x; e < r.experts; e += MF_BLOCK)
         hist[(long long)blockIdx.x * r.experts + e] = base[e];
     mf_raise(error_flags, flags);
@@ -383,15 +409,17 @@ extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing
                                                                  int *hist, int *totals, int *seg,
                                                                  const mf_outputs o)
 {
+    mf_start_dependents();
+    mf_wait_prior_grid();
     for (int e = threadIdx.x; e < r.experts; e += MF_BLOCK) {
         int running = 0;
-        for (int c0 = 0; c0 < chunks; c0 += 16) { // 16 loads in flight, then 16 stores
-            int count[16];
+        for (int c0 = 0; c0 < chunks; c0 += 32) { // 32 loads in flight, then 32 stores
+            int count[32];
 #pragma unroll
-            for (int i = 0; i < 16; i++)
+            for (int i = 0; i < 32; i++)
                 count[i] = c0 + i < chunks ? hist[(long long)(c0 + i) * r.experts + e] : 0;
 #pragma unroll
-            for (int i = 0; i < 16; i++)
+            for (int i = 0; i < 32; i++)
                 if (c0 + i < chunks) {
                     hist[(long long)(c0 + i) * r.experts + e] = running;
                     running += count[i];
@@ -414,17 +442,21 @@ $ end
 $ end
 
 $ if stage == "scatter" then
-// Grid: one block per token (and the m_indices rows, grid-strided).
+// Grid: one block per token (and the m_indices rows, grid-strided). hidden was
+// complete before the rank stage began, so it is read before the wait.
 extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing r, const int *local_rank,
                                                                  const int *prefix, const int *totals,
-                                                                 const int *seg, const mf_outputs o)
+                                                                 const int *seg, const mf_outputs o,
+                                                                 const mf_scale_staging staging)
 {
     __shared__ mf_destination dst[MF_MAX_TOPK];
+    mf_start_dependents();
     const int token = blockIdx.x;
     const mf_bf16x8 *row = o.hidden + (long long)token * (o.hidden_size / 8);
-    mf_bf16x8 prefetched; // its latency hides behind the destination lookups
+    mf_bf16x8 prefetched; // its latency hides behind the wait and the lookups
     if ((int)threadIdx.x < o.hidden_size / 8)
         prefetched = row[threadIdx.x];
+    mf_wait_prior_grid();
     int flags = 0;
 $ if contiguous then
     mf_fill_m_indices(o.m_indices, o.m_capacity, seg, totals, r.experts,
@@ -437,10 +469,60 @@ $ end
         const int rank = e >= 0 ? prefix[(long long)(s / MF_CHUNK) * r.experts + e] + lr : -1;
         dst[threadIdx.x] = mf_place(e, rank, seg, o.max_m, o.m_capacity, flags);
         o.src2dst[s] = dst[threadIdx.x].row;
+$ if fp8 then
+        if (dst[threadIdx.x].row >= 0)
+            mf_store_keep_in_l2((unsigned *)&staging.row_token[dst[threadIdx.x].row], token);
+$ end
     }
     __syncthreads();
     mf_copy_token(row, o.hidden_size, 0, o.hidden_size / 8, &prefetched, dst, r.topk, o.a,
-                  o.a_scale, o.max_m, o.m_capacity);
+                  o.a_scale, staging.token_scale + (long long)token * (o.hidden_size / 128),
+                  o.max_m, o.m_capacity);
     mf_raise(o.error_flags, flags);
+}
+$ end
+
+$ if stage == "scales" then
+// Grid: x = tiles of 32 rows, grid-strided; y = expert (masked) or 1. Lane l
+// of every warp takes row 32 * tile + l, warp w its groups w, w + MF_WARPS, ...:
+// each store instruction writes 32 consecutive rows of one group, a whole
+// 128-byte line. a_scale of (row, g) = token_scale[row_token[row], g] for the
+// rows the scatter placed: r < masked_m[e] (masked), m_indices >= 0 (contiguous).
+extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_scale_staging staging,
+                                                                 const mf_outputs o)
+{
+    mf_wait_prior_grid();
+    const int groups = o.hidden_size / 128, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+$ if contiguous then
+    const int rows = o.m_capacity, first_row = 0;
+    const long long pitch = o.m_capacity;
+    float *__restrict__ out = o.a_scale;
+$ else
+    const int e = blockIdx.y;
+    const int rows = mf_clamp_rows(o.masked_m[e], o.max_m), first_row = e * o.max_m;
+    const long long pitch = o.max_m;
+    float *__restrict__ out = o.a_scale + (long long)e * groups * o.max_m;
+$ end
+    for (int r = blockIdx.x * 32 + lane; r - lane < rows; r += gridDim.x * 32) {
+$ if contiguous then
+        if (r >= rows || o.m_indices[r] < 0)
+            continue;
+$ else
+        if (r >= rows)
+            continue;
+$ end
+        const float *__restrict__ src =
+            staging.token_scale + (long long)staging.row_token[first_row + r] * groups;
+        for (int g0 = warp; g0 < groups; g0 += 8 * MF_WARPS) { // 8 loads in flight, then 8 stores
+            float v[8];
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+                v[i] = g0 + i * MF_WARPS < groups ? src[g0 + i * MF_WARPS] : 0.0f;
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+                if (g0 + i * MF_WARPS < groups)
+                    out[(g0 + i * MF_WARPS) * pitch + r] = v[i];
+        }
+    }
 }
 $ end

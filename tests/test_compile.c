@@ -56,25 +56,59 @@ Test(compile, default_set_compiles_for_sm_80, .timeout = 600)
     compile_every_spec_for("sm_80");
 }
 
-/* e4m3 preprocess stores its scattered scales with an L2 evict_last policy
- * (the measured 56-62% -> 68% of the copy rate in examples/NOTES.md); bf16
- * has no scales and no hint. */
-Test(compile, preprocess_e4m3_scale_stores_keep_their_lines_in_l2)
+/* e4m3 preprocess stores what must outlive the streaming row stores in L2
+ * with an evict_last policy: the one-launch path its scattered scales (62% ->
+ * 68% of the copy rate, examples/NOTES.md), the chunked scatter the token
+ * scales and row tokens the scales stage reads back. bf16 has none. */
+Test(compile, preprocess_e4m3_stores_that_must_stay_in_l2_say_so)
 {
-    static const char *specs[] = {
-        "preprocess:block=256,dtype=e4m3,layout=masked,stage=scatter,ue8m0=0",
-        "preprocess:block=256,dtype=e4m3,layout=contiguous,stage=fused,ue8m0=1",
-        "preprocess:block=256,dtype=bf16,layout=masked,stage=scatter,ue8m0=0",
+    static const struct { const char *spec; int hinted; } cases[] = {
+        {"preprocess:block=256,dtype=e4m3,layout=masked,stage=fused,ue8m0=0", 1},
+        {"preprocess:block=256,dtype=e4m3,layout=contiguous,stage=fused,ue8m0=1", 1},
+        {"preprocess:block=256,dtype=e4m3,layout=masked,stage=scatter,ue8m0=0", 1},
+        {"preprocess:block=256,dtype=bf16,layout=masked,stage=fused,ue8m0=0", 0},
+        {"preprocess:block=256,dtype=bf16,layout=contiguous,stage=scatter,ue8m0=0", 0},
     };
-    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mf_kernel_binary *b;
-        cr_assert_eq(mf_gen_compile(specs[i], "sm_90a", MF_EMIT_PTX, &b), MF_OK, "%s: %s\n%s",
-                     specs[i], mf_last_error(), mf_gen_last_log());
-        int e4m3 = strstr(specs[i], "e4m3") != NULL;
-        cr_expect_eq(strstr(b->ptx, "createpolicy.fractional.L2::evict_last") != NULL, e4m3,
-                     "PTX of %s: evict_last policy %s", specs[i], e4m3 ? "missing" : "present");
-        cr_expect_eq(strstr(b->ptx, "st.global.L2::cache_hint.f32") != NULL, e4m3,
-                     "PTX of %s: hinted scale store %s", specs[i], e4m3 ? "missing" : "present");
+        cr_assert_eq(mf_gen_compile(cases[i].spec, "sm_90a", MF_EMIT_PTX, &b), MF_OK,
+                     "%s: %s\n%s", cases[i].spec, mf_last_error(), mf_gen_last_log());
+        int hinted = cases[i].hinted;
+        cr_expect_eq(strstr(b->ptx, "createpolicy.fractional.L2::evict_last") != NULL, hinted,
+                     "PTX of %s: evict_last policy %s", cases[i].spec,
+                     hinted ? "missing" : "present");
+        cr_expect_eq(strstr(b->ptx, "st.global.L2::cache_hint.b32") != NULL, hinted,
+                     "PTX of %s: hinted store %s", cases[i].spec,
+                     hinted ? "missing" : "present");
+        mf_kernel_binary_free(b);
+    }
+}
+
+/* The chunked preprocess stages after rank are dependent launches on sm_90:
+ * each waits for the stage before (griddepcontrol.wait) and lets the next
+ * start early; the first stage only lets the next start, and the sm_80 build
+ * has neither instruction. */
+Test(compile, preprocess_dependent_stages_wait_for_the_stage_before)
+{
+    static const struct { const char *spec, *arch; int waits, starts; } cases[] = {
+        {"preprocess:block=256,stage=rank", "sm_90a", 0, 1},
+        {"preprocess:block=256,layout=masked,stage=scan", "sm_90a", 1, 1},
+        {"preprocess:block=256,dtype=e4m3,layout=contiguous,stage=scatter,ue8m0=0", "sm_90a", 1, 1},
+        {"preprocess:block=256,layout=masked,stage=scales", "sm_90a", 1, 0},
+        {"preprocess:block=256,layout=contiguous,stage=scales", "sm_90a", 1, 0},
+        {"preprocess:block=256,layout=masked,stage=scales", "sm_80", 0, 0},
+        {"preprocess:block=256,dtype=bf16,layout=masked,stage=fused,ue8m0=0", "sm_90a", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mf_kernel_binary *b;
+        cr_assert_eq(mf_gen_compile(cases[i].spec, cases[i].arch, MF_EMIT_PTX, &b), MF_OK,
+                     "%s: %s\n%s", cases[i].spec, mf_last_error(), mf_gen_last_log());
+        cr_expect_eq(strstr(b->ptx, "griddepcontrol.wait") != NULL, cases[i].waits,
+                     "PTX of %s for %s: griddepcontrol.wait %s", cases[i].spec, cases[i].arch,
+                     cases[i].waits ? "missing" : "present");
+        cr_expect_eq(strstr(b->ptx, "griddepcontrol.launch_dependents") != NULL,
+                     cases[i].starts, "PTX of %s for %s: launch_dependents %s", cases[i].spec,
+                     cases[i].arch, cases[i].starts ? "missing" : "present");
         mf_kernel_binary_free(b);
     }
 }

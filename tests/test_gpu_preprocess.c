@@ -76,6 +76,15 @@ static int is_power_of_two(float f)
     return f > 0 && frexpf(f, &e) == 0.5f;
 }
 
+/* Index of (row, group g) in a_scale's MN-major layout. */
+static size_t scale_at(const pre_case *c, const preprocess_ref_shape *s, int row, int g)
+{
+    size_t groups = (size_t)c->hidden / 128;
+    return s->contiguous ? (size_t)g * s->m_capacity + (size_t)row
+                         : ((size_t)(row / s->max_m) * groups + g) * s->max_m +
+                               (size_t)(row % s->max_m);
+}
+
 /* Row content of every placed slot: bf16 copied exactly; e4m3 within 1 ulp and
  * scales equal to the reference's fp32 scale. */
 static void check_rows(const pre_case *c, const preprocess_ref_shape *s, const bf16_t *hidden,
@@ -101,9 +110,7 @@ static void check_rows(const pre_case *c, const preprocess_ref_shape *s, const b
                           a[(size_t)row * H + i], q[i]);
         }
         for (int g = 0; g < groups; g++) {
-            size_t at = s->contiguous ? (size_t)g * s->m_capacity + (size_t)row
-                                      : ((size_t)(row / s->max_m) * groups + g) * s->max_m +
-                                            (size_t)(row % s->max_m);
+            size_t at = scale_at(c, s, row, g);
             cr_assert_eq(scales[at], sc[g], "slot %d group %d: scale %a vs %a", slot, g,
                          scales[at], sc[g]);
             if (c->ue8m0)
@@ -112,6 +119,31 @@ static void check_rows(const pre_case *c, const preprocess_ref_shape *s, const b
     }
     free(q);
     free(sc);
+}
+
+/* Rows of a no slot was placed in, and their scales, keep the poison. */
+static void check_unplaced_rows_untouched(const pre_case *c, const preprocess_ref_shape *s,
+                                          const int32_t *src2dst, const uint8_t *a,
+                                          size_t a_bytes, const float *scales)
+{
+    int fp8 = c->dtype == MF_DTYPE_E4M3;
+    size_t row_bytes = (size_t)c->hidden * (fp8 ? 1 : 2), rows = a_bytes / row_bytes;
+    uint8_t *placed = calloc(rows, 1), *poison = malloc(row_bytes);
+    memset(poison, POISON, row_bytes);
+    for (int slot = 0; slot < c->tokens * c->topk; slot++)
+        if (src2dst[slot] >= 0)
+            placed[src2dst[slot]] = 1;
+    for (size_t row = 0; row < rows; row++) {
+        if (placed[row])
+            continue;
+        cr_assert(memcmp(a + row * row_bytes, poison, row_bytes) == 0,
+                  "row %zu of a has no slot but was written", row);
+        for (int g = 0; fp8 && g < c->hidden / 128; g++)
+            cr_assert(memcmp(&scales[scale_at(c, s, (int)row, g)], poison, 4) == 0,
+                      "scale of row %zu group %d has no slot but was written", row, g);
+    }
+    free(placed);
+    free(poison);
 }
 
 static int largest_count(const int32_t *ids, const pre_case *c)
@@ -168,17 +200,16 @@ static void run_case(const pre_case *c)
     d.meta = alloc_guarded(ctx, d.meta_bytes);
     d.flags = gpu_alloc_poisoned(ctx, 4, 0);
     mf_layout layout = c->contiguous ? MF_LAYOUT_CONTIGUOUS : MF_LAYOUT_MASKED;
-    MF_OK_OR_FAIL(mf_preprocess_workspace_size(layout, c->tokens, c->topk, c->experts,
-                                               &d.workspace_bytes));
-    d.workspace = alloc_guarded(ctx, d.workspace_bytes);
-
     mf_preprocess_args args = {
         .layout = layout, .topk_ids = d.ids, .hidden = d.hidden, .tokens = c->tokens,
         .topk = c->topk, .experts = c->experts, .hidden_size = c->hidden, .a_dtype = c->dtype,
         .ue8m0 = c->ue8m0, .a = d.a, .a_scale = c->dtype == MF_DTYPE_E4M3 ? d.scale : NULL,
         .src2dst = d.src2dst, .masked_m = c->contiguous ? NULL : d.meta, .max_m = s.max_m,
         .m_indices = c->contiguous ? d.meta : NULL, .m_capacity = s.m_capacity,
-        .error_flags = d.flags, .workspace = d.workspace, .workspace_size = d.workspace_bytes};
+        .error_flags = d.flags};
+    MF_OK_OR_FAIL(mf_preprocess_workspace_size(&args, &d.workspace_bytes));
+    d.workspace = alloc_guarded(ctx, d.workspace_bytes);
+    args.workspace = d.workspace, args.workspace_size = d.workspace_bytes;
     MF_OK_OR_FAIL(mf_preprocess(ctx, &args, NULL));
     MF_OK_OR_FAIL(mf_stream_synchronize(ctx, NULL));
 
@@ -197,6 +228,7 @@ static void run_case(const pre_case *c)
         uint8_t *a = host_download(ctx, d.a, d.a_bytes);
         float *scales = host_download(ctx, d.scale, d.scale_bytes);
         check_rows(c, &s, hidden, src2dst, a, scales);
+        check_unplaced_rows_untouched(c, &s, src2dst, a, d.a_bytes, scales);
         free(a);
         free(scales);
     } else {
@@ -232,12 +264,15 @@ Test(gpu_preprocess, contiguous_bf16_k1_empty_experts) { run_case(&(pre_case){25
 Test(gpu_preprocess, contiguous_bf16_t2000_k8_h7168) { run_case(&(pre_case){2000, 8, 256, 7168, 1, BF16, 0, RANDOM, 0}); }
 Test(gpu_preprocess, contiguous_bf16_t4097_k2) { run_case(&(pre_case){4097, 2, 64, 2048, 1, BF16, 0, RANDOM, 0}); }
 Test(gpu_preprocess, contiguous_1024_experts) { run_case(&(pre_case){64, 8, 1024, 128, 1, BF16, 0, RANDOM, 0}); }
+/* More than 256 experts: the chunked path ranks with 256-thread blocks. */
+Test(gpu_preprocess, masked_bf16_t2000_512_experts) { run_case(&(pre_case){2000, 8, 512, 128, 0, BF16, 0, RANDOM, 0}); }
 Test(gpu_preprocess, all_slots_to_expert0_k1) { run_case(&(pre_case){4097, 1, 4, 128, 0, E4M3, 0, EXPERT0, 0}); }
 Test(gpu_preprocess, all_slots_to_expert0_k2_duplicates_flagged) { run_case(&(pre_case){300, 2, 4, 128, 1, BF16, 0, EXPERT0, 0}); }
 Test(gpu_preprocess, all_slots_skipped) { run_case(&(pre_case){300, 2, 8, 128, 0, BF16, 0, ALL_SKIPPED, 0}); }
 Test(gpu_preprocess, all_slots_skipped_contiguous_small) { run_case(&(pre_case){5, 2, 8, 128, 1, E4M3, 0, ALL_SKIPPED, 0}); }
 Test(gpu_preprocess, hostile_ids_flagged_fused) { run_case(&(pre_case){100, 4, 16, 256, 0, E4M3, 0, HOSTILE, 0}); }
 Test(gpu_preprocess, hostile_ids_flagged_chunked) { run_case(&(pre_case){1000, 4, 16, 256, 1, BF16, 0, HOSTILE, 0}); }
+Test(gpu_preprocess, hostile_ids_flagged_chunked_e4m3) { run_case(&(pre_case){1000, 4, 16, 256, 0, E4M3, 0, HOSTILE, 0}); }
 Test(gpu_preprocess, capacity_overflow_flagged_fused) { run_case(&(pre_case){100, 4, 8, 128, 0, BF16, 0, SKEWED, 3}); }
 Test(gpu_preprocess, capacity_overflow_flagged_chunked) { run_case(&(pre_case){2000, 4, 8, 128, 0, E4M3, 0, SKEWED, 5}); }
 Test(gpu_preprocess, zero_tokens_launch_nothing) { run_case(&(pre_case){0, 8, 256, 2048, 0, BF16, 0, RANDOM, 4}); }

@@ -297,35 +297,7 @@ VTest(error_flags, string_without_room)
                      "bad exp"); /* truncated, NUL-terminated */
 }
 
-/* ---- preprocess sizes ------------------------------------------------------------ */
-
-VTest(preprocess_workspace_size, null_bytes)
-{
-    REFUSED(mf_preprocess_workspace_size(MF_LAYOUT_MASKED, 4, 2, 4, NULL),
-            MF_ERR_INVALID_ARGUMENT, "bytes is NULL");
-}
-
-VTest(preprocess_workspace_size, unknown_layout)
-{
-    REFUSED(mf_preprocess_workspace_size((mf_layout)7, 4, 2, 4, AT(0)), MF_ERR_INVALID_ARGUMENT,
-            "layout 7 unknown");
-}
-
-VTest(preprocess_workspace_size, sizes_out_of_range)
-{
-    REFUSED(mf_preprocess_workspace_size(MF_LAYOUT_MASKED, -1, 2, 4, AT(0)),
-            MF_ERR_INVALID_ARGUMENT, "tokens = -1");
-    REFUSED(mf_preprocess_workspace_size(MF_LAYOUT_MASKED, 4, 33, 4, AT(0)),
-            MF_ERR_INVALID_ARGUMENT, "topk = 33");
-    REFUSED(mf_preprocess_workspace_size(MF_LAYOUT_CONTIGUOUS, 4, 2, 1025, AT(0)),
-            MF_ERR_INVALID_ARGUMENT, "experts = 1025");
-}
-
-VTest(preprocess_workspace_size, slots_overflow)
-{
-    REFUSED(mf_preprocess_workspace_size(MF_LAYOUT_MASKED, 1 << 26, 32, 4, AT(0)),
-            MF_ERR_INVALID_ARGUMENT, "tokens * topk = 2147483648 too large");
-}
+/* ---- contiguous capacity --------------------------------------------------------- */
 
 VTest(contiguous_capacity, null_rows)
 {
@@ -388,6 +360,90 @@ static mf_status pre(mf_preprocess_args a)
 {
     return mf_preprocess(NULL, &a, NULL);
 }
+
+/* ---- preprocess workspace size -------------------------------------------------- */
+
+/* Sizes of a chunked call (T*K = 2000 > 1024); no pointers. */
+static mf_preprocess_args sizes_chunked(mf_dtype dtype)
+{
+    return (mf_preprocess_args){.layout = MF_LAYOUT_MASKED, .tokens = 1000, .topk = 2,
+                                .experts = 4, .hidden_size = 256, .a_dtype = dtype,
+                                .max_m = 1000};
+}
+
+static size_t workspace_of(mf_preprocess_args a)
+{
+    size_t bytes = 0;
+    cr_assert_eq(mf_preprocess_workspace_size(&a, &bytes), MF_OK, "%s", mf_last_error());
+    return bytes;
+}
+
+VTest(preprocess_workspace_size, null_args_or_bytes)
+{
+    mf_preprocess_args a = sizes_chunked(MF_DTYPE_BF16);
+    REFUSED(mf_preprocess_workspace_size(&a, NULL), MF_ERR_INVALID_ARGUMENT,
+            "args or bytes is NULL");
+    REFUSED(mf_preprocess_workspace_size(NULL, AT(0)), MF_ERR_INVALID_ARGUMENT,
+            "args or bytes is NULL");
+}
+
+VTest(preprocess_workspace_size, unknown_layout)
+{
+    mf_preprocess_args a = sizes_chunked(MF_DTYPE_BF16);
+    a.layout = (mf_layout)7;
+    REFUSED(mf_preprocess_workspace_size(&a, AT(0)), MF_ERR_INVALID_ARGUMENT, "layout 7 unknown");
+}
+
+VTest(preprocess_workspace_size, sizes_out_of_range)
+{
+    mf_preprocess_args a = sizes_chunked(MF_DTYPE_BF16);
+    a.tokens = -1;
+    REFUSED(mf_preprocess_workspace_size(&a, AT(0)), MF_ERR_INVALID_ARGUMENT, "tokens = -1");
+    a = sizes_chunked(MF_DTYPE_BF16), a.topk = 33;
+    REFUSED(mf_preprocess_workspace_size(&a, AT(0)), MF_ERR_INVALID_ARGUMENT, "topk = 33");
+    a = sizes_chunked(MF_DTYPE_BF16), a.experts = 1025;
+    REFUSED(mf_preprocess_workspace_size(&a, AT(0)), MF_ERR_INVALID_ARGUMENT, "experts = 1025");
+}
+
+VTest(preprocess_workspace_size, slots_overflow)
+{
+    mf_preprocess_args a = sizes_chunked(MF_DTYPE_BF16);
+    a.tokens = 1 << 26, a.topk = 32;
+    REFUSED(mf_preprocess_workspace_size(&a, AT(0)), MF_ERR_INVALID_ARGUMENT,
+            "tokens * topk = 2147483648 too large");
+}
+
+/* The sizes it reads are checked as mf_preprocess checks them. */
+VTest(preprocess_workspace_size, shape_checked_as_preprocess_does)
+{
+    mf_preprocess_args a = sizes_chunked(MF_DTYPE_E4M3);
+    a.hidden_size = 136;
+    REFUSED(mf_preprocess_workspace_size(&a, AT(0)), MF_ERR_MISALIGNED,
+            "hidden_size = 136 must be a positive multiple of 128");
+    a = sizes_chunked(MF_DTYPE_E4M3), a.max_m = 0;
+    REFUSED(mf_preprocess_workspace_size(&a, AT(0)), MF_ERR_INVALID_ARGUMENT, "max_m = 0 < 1");
+    a = sizes_chunked(MF_DTYPE_E4M3), a.layout = MF_LAYOUT_CONTIGUOUS, a.m_capacity = 100;
+    REFUSED(mf_preprocess_workspace_size(&a, AT(0)), MF_ERR_INVALID_ARGUMENT,
+            "m_capacity = 100 < 2560 rows");
+}
+
+/* One launch needs none; e4m3's chunked path adds the staged scales: T x H/128
+ * floats and one int per row of a, each part rounded to 256 bytes. */
+VTest(preprocess_workspace_size, e4m3_adds_token_scales_and_row_tokens)
+{
+    mf_preprocess_args a = sizes_chunked(MF_DTYPE_BF16);
+    a.tokens = 512;
+    cr_expect_eq(workspace_of(a), 0);
+    size_t bf16 = workspace_of(sizes_chunked(MF_DTYPE_BF16));
+    cr_expect_gt(bf16, 0);
+    cr_expect_eq(bf16 % 256, 0);
+    size_t token_scales = 1000 * 2 * 4, rows = 4 * 1000 * 4;
+    cr_expect_eq(workspace_of(sizes_chunked(MF_DTYPE_E4M3)),
+                 bf16 + (token_scales + 255) / 256 * 256 + (rows + 255) / 256 * 256);
+    a = sizes_chunked(MF_DTYPE_E4M3), a.layout = MF_LAYOUT_CONTIGUOUS, a.m_capacity = 2560;
+    cr_expect_eq(workspace_of(a), bf16 + (token_scales + 255) / 256 * 256 + 2560 * 4);
+}
+
 
 VTest(preprocess, null_args)
 {
@@ -573,8 +629,7 @@ static mf_preprocess_args pre_chunked(size_t *needed)
 {
     mf_preprocess_args a = pre_ok();
     a.tokens = 1000, a.max_m = 1000;
-    cr_assert_eq(mf_preprocess_workspace_size(a.layout, a.tokens, a.topk, a.experts, needed),
-                 MF_OK);
+    cr_assert_eq(mf_preprocess_workspace_size(&a, needed), MF_OK);
     cr_assert_gt(*needed, 0);
     a.workspace = AT(0x8000);
     a.workspace_size = *needed;
