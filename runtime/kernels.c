@@ -180,21 +180,19 @@ static mf_status allow_dynamic_smem(mf_context *ctx, mf_kernel *k, unsigned smem
     return MF_OK;
 }
 
-/* dependent: programmatic dependent launch (sm_90+), so that the kernel's
- * blocks can start, and read what was complete before, while the previous
- * kernel of the stream finishes. */
-static mf_status launch(mf_context *ctx, mf_kernel *k, const unsigned grid[3], unsigned block_x,
-                        unsigned smem_bytes, mf_stream stream, void **args, int dependent)
+mf_status mf_kernel_launch(mf_context *ctx, mf_kernel *k, unsigned grid_x, unsigned grid_y,
+                           unsigned grid_z, unsigned block_x, unsigned smem_bytes,
+                           mf_stream stream, void **args)
 {
     MF_TRY(mf_context_push(ctx));
     mf_status s = allow_dynamic_smem(ctx, k, smem_bytes);
     CUlaunchAttribute overlap = {.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
                                  .value.programmaticStreamSerializationAllowed = 1};
     CUlaunchConfig config = {
-        .gridDimX = grid[0], .gridDimY = grid[1], .gridDimZ = grid[2],
+        .gridDimX = grid_x, .gridDimY = grid_y, .gridDimZ = grid_z,
         .blockDimX = block_x, .blockDimY = 1, .blockDimZ = 1,
         .sharedMemBytes = smem_bytes, .hStream = (CUstream)stream,
-        .attrs = &overlap, .numAttrs = dependent && ctx->info.cc_major >= 9 ? 1 : 0,
+        .attrs = &overlap, .numAttrs = ctx->info.cc_major >= 9 ? 1 : 0,
     };
     CUresult r = s == MF_OK ? ctx->drv->cuLaunchKernelEx(&config, k->function, args, NULL)
                             : CUDA_SUCCESS;
@@ -202,22 +200,6 @@ static mf_status launch(mf_context *ctx, mf_kernel *k, const unsigned grid[3], u
     if (r != CUDA_SUCCESS)
         return mf_cuda_fail_at(__FILE__, __LINE__, "cuLaunchKernelEx", r);
     return s;
-}
-
-mf_status mf_kernel_launch(mf_context *ctx, mf_kernel *k, unsigned grid_x, unsigned grid_y,
-                           unsigned grid_z, unsigned block_x, unsigned smem_bytes,
-                           mf_stream stream, void **args)
-{
-    const unsigned grid[3] = {grid_x, grid_y, grid_z};
-    return launch(ctx, k, grid, block_x, smem_bytes, stream, args, 0);
-}
-
-mf_status mf_kernel_launch_dependent(mf_context *ctx, mf_kernel *k, unsigned grid_x,
-                                     unsigned grid_y, unsigned block_x, unsigned smem_bytes,
-                                     mf_stream stream, void **args)
-{
-    const unsigned grid[3] = {grid_x, grid_y, 1};
-    return launch(ctx, k, grid, block_x, smem_bytes, stream, args, 1);
 }
 
 mf_status mf_context_open_archive(mf_context *ctx, const char *path)

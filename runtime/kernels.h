@@ -9,19 +9,17 @@
 mf_status mf_kernel_get(mf_context *ctx, const char *spec, mf_kernel **out);
 
 /* Launches k with cuLaunchKernelEx; raises the function's dynamic shared-memory
- * limit first when smem_bytes needs it. */
+ * limit first when smem_bytes needs it. On sm_90+ every launch is a
+ * programmatic dependent launch: k's blocks may start while the previous
+ * kernel of the stream finishes, hiding the launch gap. So every template's
+ * kernel calls mf_wait_prior_grid() (templates/common.cuh) before it touches
+ * global memory, and mf_start_dependents() only after that wait, which keeps
+ * the next kernel from starting before this one's predecessors completed.
+ * (The one exception, the preprocess scatter, reads only the op's inputs
+ * before its wait.) */
 mf_status mf_kernel_launch(mf_context *ctx, mf_kernel *k, unsigned grid_x, unsigned grid_y,
                            unsigned grid_z, unsigned block_x, unsigned smem_bytes,
                            mf_stream stream, void **args);
-
-/* The same as a programmatic dependent launch (sm_90+; a plain launch before):
- * k may start before the previous kernel of the stream completes, so it calls
- * mf_wait_prior_grid() (templates/common.cuh) before it reads that kernel's
- * output or writes anything. An op's first kernel is a plain launch, so the
- * work the caller queued before the op is complete when a dependent starts. */
-mf_status mf_kernel_launch_dependent(mf_context *ctx, mf_kernel *k, unsigned grid_x,
-                                     unsigned grid_y, unsigned block_x, unsigned smem_bytes,
-                                     mf_stream stream, void **args);
 
 /* The archive embedded in the library at build time (NULL if it failed to open
  * or MOEFORGE_BUILTIN=off hides it).

@@ -323,11 +323,11 @@ static mf_status launch_scales(mf_context *ctx, const mf_preprocess_args *a,
     MF_TRY(stage_kernel(ctx, a, "scales", &k));
     void *params[] = {staging, o};
     unsigned experts = a->layout == MF_LAYOUT_MASKED ? (unsigned)a->experts : 1;
-    return mf_kernel_launch_dependent(ctx, k, scales_row_blocks(a), experts, PRE_BLOCK, 0, stream,
-                                      params);
+    return mf_kernel_launch(ctx, k, scales_row_blocks(a), experts, 1, PRE_BLOCK, 0, stream,
+                            params);
 }
 
-/* rank -> scan -> scatter (-> scales), each later stage a dependent launch. */
+/* rank -> scan -> scatter (-> scales). */
 static mf_status launch_chunked(mf_context *ctx, const mf_preprocess_args *a, routing_param *r,
                                 outputs_param *o, mf_stream stream)
 {
@@ -348,11 +348,11 @@ static mf_status launch_chunked(mf_context *ctx, const mf_preprocess_args *a, ro
                             (rank_block / 32 + 1) * (unsigned)a->experts * 4, stream,
                             rank_params));
     void *scan_params[] = {r, &chunks, &hist, &totals, &seg, o};
-    MF_TRY(mf_kernel_launch_dependent(ctx, scan, 1, 1, PRE_BLOCK, segment_smem(a), stream,
-                                      scan_params));
+    MF_TRY(mf_kernel_launch(ctx, scan, 1, 1, 1, PRE_BLOCK, segment_smem(a), stream,
+                            scan_params));
     void *scatter_params[] = {r, &local_rank, &hist, &totals, &seg, o, &staging};
-    MF_TRY(mf_kernel_launch_dependent(ctx, scatter, (unsigned)a->tokens, 1, PRE_BLOCK, 0, stream,
-                                      scatter_params));
+    MF_TRY(mf_kernel_launch(ctx, scatter, (unsigned)a->tokens, 1, 1, PRE_BLOCK, 0, stream,
+                            scatter_params));
     if (a->a_dtype != MF_DTYPE_E4M3)
         return MF_OK;
     return launch_scales(ctx, a, &staging, o, stream);

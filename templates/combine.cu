@@ -111,6 +111,8 @@ $(entry)(const mf_bf16x8 *__restrict__ d, long long d_rows, const int *__restric
          const float *__restrict__ weights, mf_bf16x8 *__restrict__ out, int tokens, int topk,
          int vecs, float scale, int *__restrict__ error_flags, int lanes_log2, int slice_vecs)
 {
+    mf_wait_prior_grid();
+    mf_start_dependents();
     __shared__ int slot_row[$(block)];
     __shared__ float slot_w[$(block)];
     const int lanes = 1 << lanes_log2;

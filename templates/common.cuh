@@ -60,10 +60,11 @@ __device__ __forceinline__ int mf_clamp_rows(int rows, int max_m)
     return rows < 0 ? 0 : (rows > max_m ? max_m : rows);
 }
 
-// Programmatic dependent launch (sm_90+; no-ops before, and in a kernel not
-// launched as a dependent). A dependent kernel may start while the previous
-// kernel of its stream still runs: before mf_wait_prior_grid() it may only
-// read what was complete before that kernel began, and write nothing.
+// Programmatic dependent launch (sm_90+; no-ops before). The runtime launches
+// every kernel as a dependent (runtime/kernels.h): it may start while the
+// previous kernel of its stream still runs. Before mf_wait_prior_grid() a
+// kernel writes nothing and reads only what was complete before the previous
+// kernel passed its own wait: the inputs of the op it belongs to.
 __device__ __forceinline__ void mf_wait_prior_grid()
 {
 #if __CUDA_ARCH__ >= 900
@@ -71,7 +72,8 @@ __device__ __forceinline__ void mf_wait_prior_grid()
 #endif
 }
 
-// Lets the next kernel of the stream, if launched as a dependent, start now.
+// Lets the next kernel of the stream start (it waits for this one before it
+// reads our output). Called only after mf_wait_prior_grid().
 __device__ __forceinline__ void mf_start_dependents()
 {
 #if __CUDA_ARCH__ >= 900

@@ -259,6 +259,8 @@ $ if layout == "masked" then
 // tile. Dynamic shared memory: STAGES * STAGE_BYTES + (E + 1) * 4.
 extern "C" __global__ void __launch_bounds__(THREADS) $(entry)(const mf_gemm_params p)
 {
+    mf_wait_prior_grid();
+    mf_start_dependents();
     extern __shared__ __align__(128) unsigned char smem[];
     int *first_tile = (int *)(smem + STAGES * STAGE_BYTES); // [E + 1] m-tile prefix
     mf_masked_tile_prefix(p.masked_m, p.experts, p.max_m, BM, THREADS, first_tile);
@@ -281,6 +283,8 @@ $ else
 // Dynamic shared memory: STAGES * STAGE_BYTES.
 extern "C" __global__ void __launch_bounds__(THREADS) $(entry)(const mf_gemm_params p)
 {
+    mf_wait_prior_grid();
+    mf_start_dependents();
     extern __shared__ __align__(128) unsigned char smem[];
     mf_tile t;
     t.m0 = blockIdx.y * BM;

@@ -483,6 +483,8 @@ $ end
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
+    mf_wait_prior_grid();
+    mf_start_dependents();
     mf_schedule s;
     s.n_tiles = p.n / BN;
 $ if layout == "masked" then

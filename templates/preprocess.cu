@@ -12,8 +12,8 @@ $ --            e4m3 writes each token's scales once, K-major, into the workspac
 $ --   scales   e4m3 only: a_scale in its MN-major layout, coalesced per expert,
 $ --            from those token scales (4-byte stores scattered over experts
 $ --            cost the scatter 30% of its time: examples/NOTES.md).
-$ -- scan, scatter and scales are launched as dependents of the stage before
-$ -- (sm_90+): each may start early and waits for its inputs.
+$ -- Every kernel is a dependent launch (common.cuh); only the scatter reads
+$ -- before its wait: hidden, an input of the op, complete before rank began.
 $ -- Ranks are deterministic: slot s = t*K + k gets the number of earlier valid
 $ -- slots of its expert, counted per warp with __match_any_sync and summed in
 $ -- warp order, never with order-dependent atomics.
@@ -249,15 +249,16 @@ $ end
     }
 }
 
-// Turns (expert, rank) into the slot's row, flagging rows past the capacity.
-__device__ __forceinline__ mf_destination mf_place(int e, int rank, const int *seg, int max_m,
+// Turns (expert, rank) into the slot's row, flagging rows past the capacity;
+// segment is the first row of e's segment (contiguous).
+__device__ __forceinline__ mf_destination mf_place(int e, int rank, int segment, int max_m,
                                                    int m_capacity, int &flags)
 {
     mf_destination d = {-1, e, rank};
     if (e < 0)
         return d;
 $ if contiguous then
-    const long long row = (long long)seg[e] + rank;
+    const long long row = (long long)segment + rank;
     if (row >= m_capacity)
         flags |= MF_ERR_CAPACITY;
     else
@@ -326,6 +327,8 @@ extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing
     __shared__ mf_destination dst[MF_MAX_TOPK];
     int *totals = smem;
     int flags = 0;
+    mf_wait_prior_grid();
+    mf_start_dependents();
     const int token = blockIdx.x;
     const int first = blockIdx.y * vectors_per_slice;
     const int end = min(first + vectors_per_slice, o.hidden_size / 8);
@@ -353,17 +356,19 @@ extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing
 $ if contiguous then
     int *seg = totals + r.experts, *tmp = seg + r.experts + 1;
     mf_segment_starts(totals, r.experts, o.align, seg, tmp);
-    mf_fill_m_indices(o.m_indices, o.m_capacity, seg, totals, r.experts,
-                      block_id * MF_BLOCK + threadIdx.x, (long long)gridDim.x * gridDim.y * MF_BLOCK);
 $ else
-    const int *seg = nullptr;
     if (block_id == 0)
         for (int e = threadIdx.x; e < r.experts; e += MF_BLOCK)
             o.masked_m[e] = min(totals[e], o.max_m);
 $ end
     if (threadIdx.x < r.topk) {
-        const int s = token * r.topk + threadIdx.x;
-        dst[threadIdx.x] = mf_place(expert[s], own_rank[threadIdx.x], seg, o.max_m, o.m_capacity,
+        const int s = token * r.topk + threadIdx.x, e = expert[s];
+$ if contiguous then
+        const int segment = e >= 0 ? seg[e] : 0;
+$ else
+        const int segment = 0;
+$ end
+        dst[threadIdx.x] = mf_place(e, own_rank[threadIdx.x], segment, o.max_m, o.m_capacity,
                                     flags);
         if (first_slice)
             o.src2dst[s] = dst[threadIdx.x].row;
@@ -371,6 +376,10 @@ $ end
     __syncthreads();
     mf_copy_token(row, o.hidden_size, first, end, &prefetched, dst, r.topk, o.a, o.a_scale,
                   nullptr, o.max_m, o.m_capacity);
+$ if contiguous then
+    mf_fill_m_indices(o.m_indices, o.m_capacity, seg, totals, r.experts,
+                      block_id * MF_BLOCK + threadIdx.x, (long long)gridDim.x * gridDim.y * MF_BLOCK);
+$ end
     // Every block saw every id: one block reports them; slice 0 its placements.
     mf_raise(o.error_flags, block_id == 0 ? flags : first_slice ? flags & MF_ERR_CAPACITY : 0);
 }
@@ -387,6 +396,7 @@ extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing
     __shared__ int ids[MF_MAX_TOPK + MF_CHUNK];
     int *warp_counts = smem, *base = smem + MF_WARPS * r.experts;
     int flags = 0;
+    mf_wait_prior_grid();
     mf_start_dependents();
     const int begin = blockIdx.x * MF_CHUNK, end = min(begin + MF_CHUNK, r.slots);
     // Every id of the chunk in one round trip, not one per round of ranking.
@@ -409,8 +419,8 @@ extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing
                                                                  int *hist, int *totals, int *seg,
                                                                  const mf_outputs o)
 {
-    mf_start_dependents();
     mf_wait_prior_grid();
+    mf_start_dependents();
     for (int e = threadIdx.x; e < r.experts; e += MF_BLOCK) {
         int running = 0;
         for (int c0 = 0; c0 < chunks; c0 += 32) { // 32 loads in flight, then 32 stores
@@ -442,32 +452,37 @@ $ end
 $ end
 
 $ if stage == "scatter" then
-// Grid: one block per token (and the m_indices rows, grid-strided). hidden was
-// complete before the rank stage began, so it is read before the wait.
+// Grid: one block per token (and the m_indices rows, grid-strided). hidden, an
+// input of the op, was complete before the rank stage passed its wait, so it
+// is read before the scatter's.
 extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing r, const int *local_rank,
                                                                  const int *prefix, const int *totals,
                                                                  const int *seg, const mf_outputs o,
                                                                  const mf_scale_staging staging)
 {
     __shared__ mf_destination dst[MF_MAX_TOPK];
-    mf_start_dependents();
-    const int token = blockIdx.x;
+    const int token = blockIdx.x, s = token * r.topk + threadIdx.x;
     const mf_bf16x8 *row = o.hidden + (long long)token * (o.hidden_size / 8);
     mf_bf16x8 prefetched; // its latency hides behind the wait and the lookups
     if ((int)threadIdx.x < o.hidden_size / 8)
         prefetched = row[threadIdx.x];
+    const int id = (int)threadIdx.x < r.topk ? r.topk_ids[s] : -1; // an input too
     mf_wait_prior_grid();
+    mf_start_dependents();
     int flags = 0;
-$ if contiguous then
-    mf_fill_m_indices(o.m_indices, o.m_capacity, seg, totals, r.experts,
-                      (long long)blockIdx.x * MF_BLOCK + threadIdx.x, (long long)gridDim.x * MF_BLOCK);
-$ end
     if (threadIdx.x < r.topk) {
-        const int s = token * r.topk + threadIdx.x;
+        // One round trip: an id in range has its chunk prefix (and segment)
+        // loaded with its in-chunk rank, used only if the rank kept the slot.
+        const bool in_range = id >= 0 && id < r.experts;
         const int lr = local_rank[s];
-        const int e = lr >= 0 ? r.topk_ids[s] : -1;
-        const int rank = e >= 0 ? prefix[(long long)(s / MF_CHUNK) * r.experts + e] + lr : -1;
-        dst[threadIdx.x] = mf_place(e, rank, seg, o.max_m, o.m_capacity, flags);
+        const int base = in_range ? prefix[(long long)(s / MF_CHUNK) * r.experts + id] : 0;
+$ if contiguous then
+        const int segment = in_range ? seg[id] : 0;
+$ else
+        const int segment = 0;
+$ end
+        const int e = lr >= 0 ? id : -1;
+        dst[threadIdx.x] = mf_place(e, base + lr, segment, o.max_m, o.m_capacity, flags);
         o.src2dst[s] = dst[threadIdx.x].row;
 $ if fp8 then
         if (dst[threadIdx.x].row >= 0)
@@ -478,6 +493,10 @@ $ end
     mf_copy_token(row, o.hidden_size, 0, o.hidden_size / 8, &prefetched, dst, r.topk, o.a,
                   o.a_scale, staging.token_scale + (long long)token * (o.hidden_size / 128),
                   o.max_m, o.m_capacity);
+$ if contiguous then
+    mf_fill_m_indices(o.m_indices, o.m_capacity, seg, totals, r.experts,
+                      (long long)blockIdx.x * MF_BLOCK + threadIdx.x, (long long)gridDim.x * MF_BLOCK);
+$ end
     mf_raise(o.error_flags, flags);
 }
 $ end
@@ -492,27 +511,35 @@ extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_scale_s
                                                                  const mf_outputs o)
 {
     mf_wait_prior_grid();
+    mf_start_dependents();
     const int groups = o.hidden_size / 128, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 $ if contiguous then
-    const int rows = o.m_capacity, first_row = 0;
+    const int rows = o.m_capacity, limit = o.m_capacity, first_row = 0;
     const long long pitch = o.m_capacity;
     float *__restrict__ out = o.a_scale;
 $ else
-    const int e = blockIdx.y;
-    const int rows = mf_clamp_rows(o.masked_m[e], o.max_m), first_row = e * o.max_m;
+    const int e = blockIdx.y, limit = o.max_m, first_row = e * o.max_m;
     const long long pitch = o.max_m;
     float *__restrict__ out = o.a_scale + (long long)e * groups * o.max_m;
 $ end
-    for (int r = blockIdx.x * 32 + lane; r - lane < rows; r += gridDim.x * 32) {
-$ if contiguous then
-        if (r >= rows || o.m_indices[r] < 0)
-            continue;
-$ else
-        if (r >= rows)
-            continue;
+    const int stride = gridDim.x * 32;
+    long long r = blockIdx.x * 32 + lane;
+    // Row tokens load one tile ahead, the first with masked_m / m_indices
+    // (any row below limit is inside row_token; unplaced ones go unused).
+    int token = r < limit ? staging.row_token[first_row + r] : 0;
+$ if not contiguous then
+    const int rows = mf_clamp_rows(o.masked_m[e], o.max_m);
 $ end
-        const float *__restrict__ src =
-            staging.token_scale + (long long)staging.row_token[first_row + r] * groups;
+    for (; r - lane < rows; r += stride) {
+$ if contiguous then
+        const bool placed = r < rows && o.m_indices[r] >= 0;
+$ else
+        const bool placed = r < rows;
+$ end
+        const float *__restrict__ src = staging.token_scale + (long long)token * groups;
+        token = r + stride < limit ? staging.row_token[first_row + r + stride] : 0;
+        if (!placed)
+            continue;
         for (int g0 = warp; g0 < groups; g0 += 8 * MF_WARPS) { // 8 loads in flight, then 8 stores
             float v[8];
 #pragma unroll

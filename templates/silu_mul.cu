@@ -54,6 +54,8 @@ extern "C" __global__ void __launch_bounds__($(block))
 $(entry)(const mf_bf16x8 *__restrict__ input, mf_bf16x8 *__restrict__ output,
          const int *__restrict__ masked_m, int max_m, int n)
 {
+    mf_wait_prior_grid();
+    mf_start_dependents();
     const int expert = blockIdx.y;
     const long long vecs_per_row = n / 8;
     const long long total = mf_clamp_rows(masked_m[expert], max_m) * vecs_per_row;
@@ -128,6 +130,8 @@ $ else
          const int *__restrict__ m_indices, int m_capacity, int n)
 $ end
 {
+    mf_wait_prior_grid();
+    mf_start_dependents();
     const unsigned vecs_per_row = n / 8;
 $ local out_type = fp8 and "uint2" or "mf_bf16x8"
 $ if masked then

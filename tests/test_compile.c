@@ -27,6 +27,21 @@ static int read_kernel_set(char specs[][256], int max)
     return n;
 }
 
+/* The launch contract of runtime/kernels.h: from sm_90 on, every kernel waits
+ * for the previous grid before it lets the next one start; before, neither. */
+static void check_grid_dependency(const char *spec, const char *arch, const char *ptx)
+{
+    const char *wait = strstr(ptx, "griddepcontrol.wait;");
+    const char *start = strstr(ptx, "griddepcontrol.launch_dependents;");
+    if (atoi(arch + 3) < 90) {
+        cr_expect(!wait && !start, "PTX of %s for %s uses griddepcontrol", spec, arch);
+        return;
+    }
+    cr_expect(wait, "PTX of %s for %s lacks griddepcontrol.wait", spec, arch);
+    cr_expect(start && start > wait, "PTX of %s for %s: launch_dependents missing or before the "
+              "wait", spec, arch);
+}
+
 static void compile_every_spec_for(const char *arch)
 {
     char specs[256][256];
@@ -42,6 +57,7 @@ static void compile_every_spec_for(const char *arch)
         cr_expect_gt(b->cubin_size, 1000);
         cr_expect(strstr(b->ptx, b->entry), "PTX of %s lacks entry %s", specs[i], b->entry);
         cr_expect(memcmp(b->cubin, "\177ELF", 4) == 0, "cubin of %s is not ELF", specs[i]);
+        check_grid_dependency(specs[i], arch, b->ptx);
         mf_kernel_binary_free(b);
     }
 }
@@ -80,35 +96,6 @@ Test(compile, preprocess_e4m3_stores_that_must_stay_in_l2_say_so)
         cr_expect_eq(strstr(b->ptx, "st.global.L2::cache_hint.b32") != NULL, hinted,
                      "PTX of %s: hinted store %s", cases[i].spec,
                      hinted ? "missing" : "present");
-        mf_kernel_binary_free(b);
-    }
-}
-
-/* The chunked preprocess stages after rank are dependent launches on sm_90:
- * each waits for the stage before (griddepcontrol.wait) and lets the next
- * start early; the first stage only lets the next start, and the sm_80 build
- * has neither instruction. */
-Test(compile, preprocess_dependent_stages_wait_for_the_stage_before)
-{
-    static const struct { const char *spec, *arch; int waits, starts; } cases[] = {
-        {"preprocess:block=256,stage=rank", "sm_90a", 0, 1},
-        {"preprocess:block=256,layout=masked,stage=scan", "sm_90a", 1, 1},
-        {"preprocess:block=256,dtype=e4m3,layout=contiguous,stage=scatter,ue8m0=0", "sm_90a", 1, 1},
-        {"preprocess:block=256,layout=masked,stage=scales", "sm_90a", 1, 0},
-        {"preprocess:block=256,layout=contiguous,stage=scales", "sm_90a", 1, 0},
-        {"preprocess:block=256,layout=masked,stage=scales", "sm_80", 0, 0},
-        {"preprocess:block=256,dtype=bf16,layout=masked,stage=fused,ue8m0=0", "sm_90a", 0, 0},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        mf_kernel_binary *b;
-        cr_assert_eq(mf_gen_compile(cases[i].spec, cases[i].arch, MF_EMIT_PTX, &b), MF_OK,
-                     "%s: %s\n%s", cases[i].spec, mf_last_error(), mf_gen_last_log());
-        cr_expect_eq(strstr(b->ptx, "griddepcontrol.wait") != NULL, cases[i].waits,
-                     "PTX of %s for %s: griddepcontrol.wait %s", cases[i].spec, cases[i].arch,
-                     cases[i].waits ? "missing" : "present");
-        cr_expect_eq(strstr(b->ptx, "griddepcontrol.launch_dependents") != NULL,
-                     cases[i].starts, "PTX of %s for %s: launch_dependents %s", cases[i].spec,
-                     cases[i].arch, cases[i].starts ? "missing" : "present");
         mf_kernel_binary_free(b);
     }
 }
