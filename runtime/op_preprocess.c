@@ -263,9 +263,10 @@ static mf_status stage_kernel(mf_context *ctx, const mf_preprocess_args *a, cons
     return mf_op_kernel(ctx, &spec, k);
 }
 
+/* Contiguous: the segment starts (E + 1 ints) and one sum per warp. */
 static unsigned segment_smem(const mf_preprocess_args *a)
 {
-    return a->layout == MF_LAYOUT_CONTIGUOUS ? (unsigned)(2 * a->experts + 1) * 4 : 0;
+    return a->layout == MF_LAYOUT_CONTIGUOUS ? (unsigned)(a->experts + 1 + PRE_BLOCK / 32) * 4 : 0;
 }
 
 /* Few tokens: cut each row into slices (whole 128-column groups) so that about
@@ -327,6 +328,16 @@ static mf_status launch_scales(mf_context *ctx, const mf_preprocess_args *a,
                             params);
 }
 
+/* Tokens per scatter block: rows of at most 256 vectors (H <= 2048) four, of
+ * at most 512 two, longer ones one, so that a block's chain of lookups (ids,
+ * ranks, prefixes) is shared by about 1024 vectors of copying. At most the
+ * template's MF_SCATTER_TOKENS. */
+static int scatter_tokens_per_block(int hidden_size)
+{
+    int vectors = hidden_size / 8;
+    return vectors <= PRE_BLOCK ? 4 : vectors <= 2 * PRE_BLOCK ? 2 : 1;
+}
+
 /* rank -> scan -> scatter (-> scales). */
 static mf_status launch_chunked(mf_context *ctx, const mf_preprocess_args *a, routing_param *r,
                                 outputs_param *o, mf_stream stream)
@@ -350,9 +361,10 @@ static mf_status launch_chunked(mf_context *ctx, const mf_preprocess_args *a, ro
     void *scan_params[] = {r, &chunks, &hist, &totals, &seg, o};
     MF_TRY(mf_kernel_launch(ctx, scan, 1, 1, 1, PRE_BLOCK, segment_smem(a), stream,
                             scan_params));
-    void *scatter_params[] = {r, &local_rank, &hist, &totals, &seg, o, &staging};
-    MF_TRY(mf_kernel_launch(ctx, scatter, (unsigned)a->tokens, 1, 1, PRE_BLOCK, 0, stream,
-                            scatter_params));
+    int per_block = scatter_tokens_per_block(a->hidden_size);
+    void *scatter_params[] = {r, &local_rank, &hist, &totals, &seg, o, &staging, &per_block};
+    MF_TRY(mf_kernel_launch(ctx, scatter, (unsigned)((a->tokens + per_block - 1) / per_block), 1,
+                            1, PRE_BLOCK, 0, stream, scatter_params));
     if (a->a_dtype != MF_DTYPE_E4M3)
         return MF_OK;
     return launch_scales(ctx, a, &staging, o, stream);

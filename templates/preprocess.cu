@@ -7,7 +7,7 @@ $ --            (one launch in all).
 $ --   rank     one block per 1024-slot chunk: in-chunk ranks + chunk histogram.
 $ --   scan     one block: per-expert exclusive prefix over chunks, masked_m or
 $ --            the contiguous segment starts.
-$ --   scatter  one block per token: final rows, src2dst, copy/quantize, m_indices;
+$ --   scatter  one block per 1-4 tokens: final rows, src2dst, copy/quantize, m_indices;
 $ --            e4m3 writes each token's scales once, K-major, into the workspace.
 $ --   scales   e4m3 only: a_scale in its MN-major layout, coalesced per expert,
 $ --            from those token scales (4-byte stores scattered over experts
@@ -120,37 +120,59 @@ __device__ void mf_zero_shared(int *p, int n)
 $ end
 
 $ if contiguous and stage ~= "rank" and stage ~= "scales" then
-// Exclusive prefix over experts of the aligned segment sizes (Hillis-Steele in
-// shared memory; E <= 1024). seg[e] = first row of expert e, seg[E] = end.
-__device__ void mf_segment_starts(const int *totals, int experts, int align, int *seg, int *tmp)
+// Exclusive prefix over experts of the aligned segment sizes: each thread sums
+// 4 consecutive experts, each warp scans those sums with shuffles, and adds
+// the totals of the warps before it (two barriers, not one per doubling step).
+// seg[e] = first row of expert e, seg[E] = end; warp_sums: MF_WARPS ints.
+static_assert(4 * MF_BLOCK >= 1024, "4 experts per thread cover E <= 1024");
+__device__ void mf_segment_starts(const int *totals, int experts, int align, int *seg,
+                                  int *warp_sums)
 {
-    for (int e = threadIdx.x; e < experts; e += MF_BLOCK)
-        tmp[e] = (totals[e] + align - 1) / align * align;
-    __syncthreads();
-    int *in = tmp, *out = seg + 1;
-    for (int offset = 1; offset < experts; offset <<= 1) {
-        for (int e = threadIdx.x; e < experts; e += MF_BLOCK)
-            out[e] = in[e] + (e >= offset ? in[e - offset] : 0);
-        __syncthreads();
-        int *t = in;
-        in = out;
-        out = t;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, first = 4 * threadIdx.x;
+    int size[4], sum = 0;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        size[i] = first + i < experts ? (totals[first + i] + align - 1) / align * align : 0;
+        sum += size[i];
     }
-    for (int e = threadIdx.x; e < experts; e += MF_BLOCK)
-        seg[e + 1] = in[e]; // inclusive sums, shifted by one: exclusive starts
-    if (threadIdx.x == 0)
-        seg[0] = 0;
+    int inclusive = sum;
+#pragma unroll
+    for (int d = 1; d < 32; d <<= 1) {
+        const int v = __shfl_up_sync(0xffffffffu, inclusive, d);
+        if (lane >= d)
+            inclusive += v;
+    }
+    if (lane == 31)
+        warp_sums[warp] = inclusive;
+    __syncthreads();
+    int start = inclusive - sum;
+    for (int w = 0; w < warp; w++)
+        start += warp_sums[w];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+        if (first + i < experts) {
+            seg[first + i] = start;
+            start += size[i];
+            if (first + i == experts - 1)
+                seg[experts] = start;
+        }
     __syncthreads();
 }
 
-// m_indices for rows [first, m_capacity) with stride: expert of the segment the
-// row falls in, -1 for alignment padding and rows past the last segment.
+// m_indices for rows 4 * first + [0, 4), then 4 * stride further on, up to
+// m_capacity: expert of the segment the row falls in, -1 for alignment
+// padding and rows past the last segment. One search per 4 rows; the next
+// rows step over the (possibly empty) segments that end before them.
 __device__ void mf_fill_m_indices(int *m_indices, int m_capacity, const int *seg,
                                   const int *totals, int experts, long long first, long long stride)
 {
-    for (long long row = first; row < m_capacity; row += stride) {
-        const int e = mf_last_at_or_below(seg, experts, (int)row);
-        m_indices[row] = row < (long long)seg[e] + totals[e] ? e : -1;
+    for (long long row0 = 4 * first; row0 < m_capacity; row0 += 4 * stride) {
+        int e = mf_last_at_or_below(seg, experts, (int)row0);
+        for (long long row = row0; row < row0 + 4 && row < m_capacity; row++) {
+            while (e + 1 < experts && seg[e + 1] <= row)
+                e++;
+            m_indices[row] = row < (long long)seg[e] + totals[e] ? e : -1;
+        }
     }
 }
 $ end
@@ -198,7 +220,8 @@ $ end
 // `prefetched` (or NULL) holds this thread's vector of the first pass, loaded
 // early by the caller so its latency hides behind the ranking. e4m3 scales go
 // to a_scale (fused) or once to token_scale [H / 128] (scatter).
-__device__ void mf_copy_token(const mf_bf16x8 *__restrict__ row, int hidden_size, int first,
+__device__ __forceinline__ void mf_copy_token(const mf_bf16x8 *__restrict__ row, int hidden_size,
+                                              int first,
                               int end, const mf_bf16x8 *prefetched, const mf_destination *dst,
                               int topk, void *__restrict__ a, float *__restrict__ a_scale,
                               float *__restrict__ token_scale, int max_m, int m_capacity)
@@ -298,19 +321,29 @@ struct mf_scale_staging {
 $ if stage == "fused" then
 // Per-expert totals are order-free sums (shared-memory atomics); only this
 // token's K ranks need the slot order: each is a block-wide count of the
-// earlier valid slots of the same expert.
+// earlier valid slots of the same expert. One pass over the earlier slots
+// counts for 8 of the K at once (K = 8: a single pass, not eight).
 __device__ void mf_rank_own_slots(const int *expert, int own, int topk, int *own_rank)
 {
-    for (int k = 0; k < topk; k++) {
-        const int e = expert[own + k]; // the same for every thread
-        if (e < 0)
-            continue;
-        int count = 0;
-        for (int j = threadIdx.x; j < own + k; j += MF_BLOCK)
-            count += expert[j] == e;
-        count = __reduce_add_sync(0xffffffffu, count);
-        if ((threadIdx.x & 31) == 0 && count)
-            atomicAdd(&own_rank[k], count);
+    for (int k0 = 0; k0 < topk; k0 += 8) {
+        int e[8], count[8];
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            e[i] = k0 + i < topk ? expert[own + k0 + i] : -1; // the same for every thread
+            count[i] = 0;
+        }
+        for (int j = threadIdx.x; j < own + min(k0 + 8, topk); j += MF_BLOCK) {
+            const int x = expert[j];
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+                count[i] += x == e[i] && j < own + k0 + i;
+        }
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const int c = __reduce_add_sync(0xffffffffu, count[i]);
+            if ((threadIdx.x & 31) == 0 && c && e[i] >= 0)
+                atomicAdd(&own_rank[k0 + i], c);
+        }
     }
     __syncthreads();
 }
@@ -318,7 +351,7 @@ __device__ void mf_rank_own_slots(const int *expert, int own, int topk, int *own
 // Grid: x = token, y = slice of the row (so that tiny T still fills the GPU;
 // slices past the row only help fill m_indices); T*K <= MF_CHUNK. Every block
 // validates all slots from a shared-memory copy of the ids.
-// Dynamic shared memory: E ints (+ 2 * E + 1 contiguous).
+// Dynamic shared memory: E ints (+ E + 1 + MF_WARPS contiguous).
 extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing r, const mf_outputs o,
                                                                  int vectors_per_slice)
 {
@@ -354,8 +387,8 @@ extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing
     const bool first_slice = blockIdx.y == 0;
     const long long block_id = (long long)blockIdx.y * gridDim.x + blockIdx.x;
 $ if contiguous then
-    int *seg = totals + r.experts, *tmp = seg + r.experts + 1;
-    mf_segment_starts(totals, r.experts, o.align, seg, tmp);
+    int *seg = totals + r.experts, *warp_sums = seg + r.experts + 1;
+    mf_segment_starts(totals, r.experts, o.align, seg, warp_sums);
 $ else
     if (block_id == 0)
         for (int e = threadIdx.x; e < r.experts; e += MF_BLOCK)
@@ -414,7 +447,7 @@ $ end
 $ if stage == "scan" then
 // One block: hist [chunks, E] becomes the exclusive prefix over chunks (in
 // place); totals [E]; masked_m, or the segment starts seg [E + 1].
-// Dynamic shared memory: contiguous 2 * E + 1 ints.
+// Dynamic shared memory: contiguous E + 1 + MF_WARPS ints.
 extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing r, int chunks,
                                                                  int *hist, int *totals, int *seg,
                                                                  const mf_outputs o)
@@ -443,8 +476,8 @@ $ end
 $ if contiguous then
     extern __shared__ int smem[];
     __syncthreads();
-    int *s_seg = smem, *tmp = smem + r.experts + 1;
-    mf_segment_starts(totals, r.experts, o.align, s_seg, tmp);
+    int *s_seg = smem, *warp_sums = smem + r.experts + 1;
+    mf_segment_starts(totals, r.experts, o.align, s_seg, warp_sums);
     for (int e = threadIdx.x; e <= r.experts; e += MF_BLOCK)
         seg[e] = s_seg[e];
 $ end
@@ -452,25 +485,34 @@ $ end
 $ end
 
 $ if stage == "scatter" then
-// Grid: one block per token (and the m_indices rows, grid-strided). hidden, an
-// input of the op, was complete before the rank stage passed its wait, so it
-// is read before the scatter's.
+#define MF_SCATTER_TOKENS 4 // most tokens per block
+static_assert(MF_SCATTER_TOKENS * MF_MAX_TOPK <= MF_BLOCK, "one thread per slot of the block");
+
+// Grid: one block per tokens_per_block (1 to MF_SCATTER_TOKENS) consecutive
+// tokens, so that short rows share one chain of lookups; the m_indices rows
+// grid-strided. hidden and topk_ids, inputs of the op, were complete before
+// the rank stage passed its wait, so they are read before the scatter's.
 extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing r, const int *local_rank,
                                                                  const int *prefix, const int *totals,
                                                                  const int *seg, const mf_outputs o,
-                                                                 const mf_scale_staging staging)
+                                                                 const mf_scale_staging staging,
+                                                                 int tokens_per_block)
 {
-    __shared__ mf_destination dst[MF_MAX_TOPK];
-    const int token = blockIdx.x, s = token * r.topk + threadIdx.x;
-    const mf_bf16x8 *row = o.hidden + (long long)token * (o.hidden_size / 8);
-    mf_bf16x8 prefetched; // its latency hides behind the wait and the lookups
-    if ((int)threadIdx.x < o.hidden_size / 8)
-        prefetched = row[threadIdx.x];
-    const int id = (int)threadIdx.x < r.topk ? r.topk_ids[s] : -1; // an input too
+    __shared__ mf_destination dst[MF_SCATTER_TOKENS * MF_MAX_TOPK];
+    const int nvec = o.hidden_size / 8, first_token = blockIdx.x * tokens_per_block;
+    const int count = min(tokens_per_block, r.slots / r.topk - first_token);
+    mf_bf16x8 prefetched[MF_SCATTER_TOKENS]; // latencies hide behind the wait and the lookups
+#pragma unroll
+    for (int i = 0; i < MF_SCATTER_TOKENS; i++)
+        if (i < count && (int)threadIdx.x < nvec)
+            prefetched[i] = o.hidden[(long long)(first_token + i) * nvec + threadIdx.x];
+    const int s = first_token * r.topk + threadIdx.x; // the slot this thread places
+    const bool places = (int)threadIdx.x < count * r.topk;
+    const int id = places ? r.topk_ids[s] : -1;
     mf_wait_prior_grid();
     mf_start_dependents();
     int flags = 0;
-    if (threadIdx.x < r.topk) {
+    if (places) {
         // One round trip: an id in range has its chunk prefix (and segment)
         // loaded with its in-chunk rank, used only if the rank kept the slot.
         const bool in_range = id >= 0 && id < r.experts;
@@ -486,13 +528,19 @@ $ end
         o.src2dst[s] = dst[threadIdx.x].row;
 $ if fp8 then
         if (dst[threadIdx.x].row >= 0)
-            mf_store_keep_in_l2((unsigned *)&staging.row_token[dst[threadIdx.x].row], token);
+            mf_store_keep_in_l2((unsigned *)&staging.row_token[dst[threadIdx.x].row], s / r.topk);
 $ end
     }
     __syncthreads();
-    mf_copy_token(row, o.hidden_size, 0, o.hidden_size / 8, &prefetched, dst, r.topk, o.a,
-                  o.a_scale, staging.token_scale + (long long)token * (o.hidden_size / 128),
-                  o.max_m, o.m_capacity);
+#pragma unroll
+    for (int i = 0; i < MF_SCATTER_TOKENS; i++) // unrolled: prefetched stays in registers
+        if (i < count) {
+            const long long token = first_token + i;
+            mf_copy_token(o.hidden + token * nvec, o.hidden_size, 0, nvec, &prefetched[i],
+                          dst + i * r.topk, r.topk, o.a, o.a_scale,
+                          staging.token_scale + token * (o.hidden_size / 128), o.max_m,
+                          o.m_capacity);
+        }
 $ if contiguous then
     mf_fill_m_indices(o.m_indices, o.m_capacity, seg, totals, r.experts,
                       (long long)blockIdx.x * MF_BLOCK + threadIdx.x, (long long)gridDim.x * MF_BLOCK);

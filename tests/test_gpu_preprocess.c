@@ -255,6 +255,9 @@ Test(gpu_preprocess, masked_bf16_one_chunk_exactly) { run_case(&(pre_case){128, 
 Test(gpu_preprocess, masked_bf16_just_past_one_chunk) { run_case(&(pre_case){129, 8, 256, 2048, 0, BF16, 0, RANDOM, 0}); }
 Test(gpu_preprocess, masked_bf16_t255_k8) { run_case(&(pre_case){255, 8, 256, 2048, 0, BF16, 0, RANDOM, 0}); }
 Test(gpu_preprocess, masked_bf16_t256_k2_h128) { run_case(&(pre_case){256, 2, 8, 128, 0, BF16, 0, RANDOM, 0}); }
+/* K past 8: the fused stage counts its own ranks 8 slots at a time. */
+Test(gpu_preprocess, masked_bf16_k16_fused) { run_case(&(pre_case){60, 16, 64, 128, 0, BF16, 0, RANDOM, 0}); }
+Test(gpu_preprocess, contiguous_e4m3_k12_fused) { run_case(&(pre_case){80, 12, 32, 256, 1, E4M3, 0, RANDOM, 0}); }
 Test(gpu_preprocess, masked_e4m3_t4097_k8_h7168, .timeout = 300) { run_case(&(pre_case){4097, 8, 256, 7168, 0, E4M3, 0, RANDOM, 0}); }
 Test(gpu_preprocess, masked_e4m3_ue8m0_skewed) { run_case(&(pre_case){4097, 8, 256, 2048, 0, E4M3, 1, SKEWED, 0}); }
 Test(gpu_preprocess, contiguous_e4m3_ue8m0_t4097_skewed) { run_case(&(pre_case){4097, 8, 256, 2048, 1, E4M3, 1, SKEWED, 0}); }
@@ -263,7 +266,12 @@ Test(gpu_preprocess, contiguous_bf16_k1_empty_experts) { run_case(&(pre_case){25
 /* Chunked path at DeepSeek's width: the scatter block is 224 (4 full passes). */
 Test(gpu_preprocess, contiguous_bf16_t2000_k8_h7168) { run_case(&(pre_case){2000, 8, 256, 7168, 1, BF16, 0, RANDOM, 0}); }
 Test(gpu_preprocess, contiguous_bf16_t4097_k2) { run_case(&(pre_case){4097, 2, 64, 2048, 1, BF16, 0, RANDOM, 0}); }
+/* H = 4096: two tokens per scatter block, the last block with one. */
+Test(gpu_preprocess, contiguous_bf16_t1001_h4096) { run_case(&(pre_case){1001, 4, 64, 4096, 1, BF16, 0, RANDOM, 0}); }
 Test(gpu_preprocess, contiguous_1024_experts) { run_case(&(pre_case){64, 8, 1024, 128, 1, BF16, 0, RANDOM, 0}); }
+/* An expert count that is no multiple of 4 (segment starts: 4 experts per thread). */
+Test(gpu_preprocess, contiguous_bf16_37_experts_chunked) { run_case(&(pre_case){3000, 2, 37, 128, 1, BF16, 0, RANDOM, 0}); }
+Test(gpu_preprocess, contiguous_e4m3_37_experts_fused) { run_case(&(pre_case){100, 4, 37, 256, 1, E4M3, 0, SKEWED, 0}); }
 /* More than 256 experts: the chunked path ranks with 256-thread blocks. */
 Test(gpu_preprocess, masked_bf16_t2000_512_experts) { run_case(&(pre_case){2000, 8, 512, 128, 0, BF16, 0, RANDOM, 0}); }
 Test(gpu_preprocess, all_slots_to_expert0_k1) { run_case(&(pre_case){4097, 1, 4, 128, 0, E4M3, 0, EXPERT0, 0}); }
