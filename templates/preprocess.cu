@@ -13,7 +13,8 @@ $ --   scales   e4m3 only: a_scale in its MN-major layout, coalesced per expert,
 $ --            from those token scales (4-byte stores scattered over experts
 $ --            cost the scatter 30% of its time: examples/NOTES.md).
 $ -- Every kernel is a dependent launch (common.cuh); only the scatter reads
-$ -- before its wait: hidden, an input of the op, complete before rank began.
+$ -- before its wait: hidden and topk_ids, inputs of the op, complete before
+$ -- the rank stage passed its wait.
 $ -- Ranks are deterministic: slot s = t*K + k gets the number of earlier valid
 $ -- slots of its expert, counted per warp with __match_any_sync and summed in
 $ -- warp order, never with order-dependent atomics.
@@ -192,7 +193,8 @@ $ if fp8 then
 // far more than its bytes (measured on the large-T path before it had the
 // scales stage: 62% of the copy rate with plain stores, 68% with this hint).
 // scatter: the staged token scales and row tokens, which the scales stage
-// reads back right after; from DRAM that read cost more than it saved.
+// reads back after the scatter's row stores would have evicted them (its
+// first version, without the hint, made the T=4096 call slower: NOTES).
 __device__ __forceinline__ void mf_store_keep_in_l2(unsigned *p, unsigned v)
 {
     unsigned long long policy;
@@ -221,10 +223,11 @@ $ end
 // early by the caller so its latency hides behind the ranking. e4m3 scales go
 // to a_scale (fused) or once to token_scale [H / 128] (scatter).
 __device__ __forceinline__ void mf_copy_token(const mf_bf16x8 *__restrict__ row, int hidden_size,
-                                              int first,
-                              int end, const mf_bf16x8 *prefetched, const mf_destination *dst,
-                              int topk, void *__restrict__ a, float *__restrict__ a_scale,
-                              float *__restrict__ token_scale, int max_m, int m_capacity)
+                                              int first, int end, const mf_bf16x8 *prefetched,
+                                              const mf_destination *dst, int topk,
+                                              void *__restrict__ a, float *__restrict__ a_scale,
+                                              float *__restrict__ token_scale, int max_m,
+                                              int m_capacity)
 {
     const int nvec = hidden_size / 8;
     for (int base = first; base < end; base += MF_BLOCK) {
