@@ -624,7 +624,7 @@ VTest(preprocess, contiguous_capacity_past_the_fill_grid)
             "m_capacity = 67107841 rows for 1 tokens, at most 67107840");
 }
 
-/* T*K = 2000 > 1024: the three-launch path, which needs a workspace. */
+/* T*K = 2000 > 1024: the chunked path, which needs a workspace. */
 static mf_preprocess_args pre_chunked(size_t *needed)
 {
     mf_preprocess_args a = pre_ok();
