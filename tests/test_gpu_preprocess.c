@@ -263,7 +263,7 @@ Test(gpu_preprocess, masked_e4m3_ue8m0_skewed) { run_case(&(pre_case){4097, 8, 2
 Test(gpu_preprocess, contiguous_e4m3_ue8m0_t4097_skewed) { run_case(&(pre_case){4097, 8, 256, 2048, 1, E4M3, 1, SKEWED, 0}); }
 Test(gpu_preprocess, contiguous_e4m3_t64_h7168) { run_case(&(pre_case){64, 8, 256, 7168, 1, E4M3, 0, RANDOM, 0}); }
 Test(gpu_preprocess, contiguous_bf16_k1_empty_experts) { run_case(&(pre_case){255, 1, 16, 128, 1, BF16, 0, EVEN_ONLY, 0}); }
-/* Chunked path at DeepSeek's width: the scatter block is 224 (4 full passes). */
+/* Chunked path at DeepSeek's width: 3.5 passes of the 256-thread scatter block per row. */
 Test(gpu_preprocess, contiguous_bf16_t2000_k8_h7168) { run_case(&(pre_case){2000, 8, 256, 7168, 1, BF16, 0, RANDOM, 0}); }
 Test(gpu_preprocess, contiguous_bf16_t4097_k2) { run_case(&(pre_case){4097, 2, 64, 2048, 1, BF16, 0, RANDOM, 0}); }
 /* H = 4096: two tokens per scatter block, the last block with one. */

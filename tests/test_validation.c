@@ -427,6 +427,11 @@ VTest(preprocess_workspace_size, shape_checked_as_preprocess_does)
             "m_capacity = 100 < 2560 rows");
 }
 
+static size_t round_up_256(size_t n)
+{
+    return (n + 255) / 256 * 256;
+}
+
 /* One launch needs none; e4m3's chunked path adds the staged scales: T x H/128
  * floats and one int per row of a, each part rounded to 256 bytes. */
 VTest(preprocess_workspace_size, e4m3_adds_token_scales_and_row_tokens)
@@ -437,13 +442,11 @@ VTest(preprocess_workspace_size, e4m3_adds_token_scales_and_row_tokens)
     size_t bf16 = workspace_of(sizes_chunked(MF_DTYPE_BF16));
     cr_expect_gt(bf16, 0);
     cr_expect_eq(bf16 % 256, 0);
-    size_t token_scales = 1000 * 2 * 4, rows = 4 * 1000 * 4;
-    cr_expect_eq(workspace_of(sizes_chunked(MF_DTYPE_E4M3)),
-                 bf16 + (token_scales + 255) / 256 * 256 + (rows + 255) / 256 * 256);
+    size_t token_scales = round_up_256(1000 * 2 * 4), row_tokens = round_up_256(4 * 1000 * 4);
+    cr_expect_eq(workspace_of(sizes_chunked(MF_DTYPE_E4M3)), bf16 + token_scales + row_tokens);
     a = sizes_chunked(MF_DTYPE_E4M3), a.layout = MF_LAYOUT_CONTIGUOUS, a.m_capacity = 2560;
-    cr_expect_eq(workspace_of(a), bf16 + (token_scales + 255) / 256 * 256 + 2560 * 4);
+    cr_expect_eq(workspace_of(a), bf16 + token_scales + round_up_256(2560 * 4));
 }
-
 
 VTest(preprocess, null_args)
 {
