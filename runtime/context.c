@@ -128,3 +128,11 @@ void mf_context_pop(mf_context *ctx)
     CUcontext popped;
     ctx->drv->cuCtxPopCurrent(&popped);
 }
+
+mf_status mf_require_fp8(const mf_context *ctx, const char *what)
+{
+    if (mf_device_cc(&ctx->info) >= 89)
+        return MF_OK;
+    return MF_FAIL(MF_ERR_UNSUPPORTED, "%s: e4m3 needs sm_89 or newer, device is %s", what,
+                   ctx->info.arch);
+}

@@ -5,6 +5,10 @@
 
 #include "kernels.h"
 
+/* K-major tiles move through shared memory in rows of 128 bytes (the sm90
+ * family's swizzle row; the portable family's stage row). */
+#define MF_GEMM_ROW_BYTES 128
+
 /* The most dynamic shared memory one block may opt into on sm_90. */
 #define MF_SM90_SMEM_LIMIT (227 * 1024)
 

@@ -40,7 +40,7 @@ int mf_device_targets(const mf_device_info *info, char targets[][16], int max)
 {
     static const int known[] = {120, 100, 90, 89, 87, 86, 80, 75};
     const int nknown = sizeof known / sizeof known[0];
-    int cc = info->cc_major * 10 + info->cc_minor, n = 0;
+    int cc = mf_device_cc(info), n = 0;
     if (n < max)
         snprintf(targets[n++], 16, "%s", info->arch);
     for (int i = 0; i < nknown && n < max; i++)

@@ -122,9 +122,8 @@ mf_status mf_layer_create(mf_context *ctx, const mf_layer_desc *desc, mf_layer *
     if (!ctx)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_layer_create: ctx is NULL");
     /* Refused now rather than by the first e4m3 kernel of a forward. */
-    if (desc->dtype == MF_DTYPE_E4M3 && ctx->info.cc_major * 10 + ctx->info.cc_minor < 89)
-        return MF_FAIL(MF_ERR_UNSUPPORTED, "layer: e4m3 needs sm_89 or newer, device is %s",
-                       ctx->info.arch);
+    if (desc->dtype == MF_DTYPE_E4M3)
+        MF_TRY(mf_require_fp8(ctx, "layer"));
     mf_layer *l = calloc(1, sizeof *l);
     if (!l)
         return MF_FAIL(MF_ERR_OUT_OF_MEMORY, "mf_layer_create: no host memory");
@@ -132,7 +131,7 @@ mf_status mf_layer_create(mf_context *ctx, const mf_layer_desc *desc, mf_layer *
     l->desc = *desc;
     l->shape = (mf_layer_shape){desc->hidden, desc->intermediate, desc->experts, desc->topk,
                                 desc->dtype, resolve_layout(desc), desc->ue8m0,
-                                ctx->info.sm_count, ctx->info.cc_major * 10 + ctx->info.cc_minor};
+                                ctx->info.sm_count, mf_device_cc(&ctx->info)};
     l->max_m = (desc->max_tokens + 3) / 4 * 4;
     mf_status s = plan_workspace(l);
     if (s != MF_OK) {

@@ -41,7 +41,7 @@ static const mf_gemm_config e4m3_sm90[] = {
 };
 #define COUNT(list) ((int)(sizeof list / sizeof list[0]))
 
-enum { SMEM_PER_SM = 228 * 1024, ROW_BYTES = 128, MAX_GRID_Y = 65535, SM90_CC = 90 };
+enum { SMEM_PER_SM = 228 * 1024, MAX_GRID_Y = 65535, SM90_CC = 90 };
 
 typedef struct config_list {
     const mf_gemm_config *items;
@@ -76,7 +76,7 @@ mf_status mf_gemm_configs(mf_dtype dtype, mf_gemm_config *out, int max, int *cou
 static unsigned stage_bytes(mf_dtype dtype, const mf_gemm_config *c)
 {
     unsigned scales = dtype == MF_DTYPE_E4M3 ? (unsigned)c->bm * 4 + 16 : 0;
-    return (unsigned)(c->bm + c->bn) * ROW_BYTES + scales;
+    return (unsigned)(c->bm + c->bn) * MF_GEMM_ROW_BYTES + scales;
 }
 
 static unsigned smem_bytes(mf_dtype dtype, mf_layout layout, const mf_gemm_config *c, int experts)
@@ -272,10 +272,7 @@ static mf_status validate(const mf_context *ctx, const mf_gemm_args *a)
                        a->layout == MF_LAYOUT_MASKED ? "masked_m" : "m_indices", (const void *)rows);
     if (!ctx)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_gemm: ctx is NULL");
-    if (fp8 && ctx->info.cc_major * 10 + ctx->info.cc_minor < 89)
-        return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: e4m3 needs sm_89 or newer, device is %s",
-                       ctx->info.arch);
-    return MF_OK;
+    return fp8 ? mf_require_fp8(ctx, "gemm") : MF_OK;
 }
 
 /* Contiguous launches one block row per bm rows along grid y, which CUDA
@@ -355,11 +352,6 @@ static mf_status gemm_kernel(mf_context *ctx, const mf_gemm_args *a, const mf_ge
     return mf_op_kernel(ctx, &spec, k);
 }
 
-static int device_cc(const mf_context *ctx)
-{
-    return ctx->info.cc_major * 10 + ctx->info.cc_minor;
-}
-
 /* Kernel parameters: the same members, in order, as mf_gemm_params in templates/gemm.cu. */
 typedef struct gemm_param {
     const void *a;
@@ -376,7 +368,7 @@ mf_status mf_gemm(mf_context *ctx, const mf_gemm_args *args, mf_stream stream)
 {
     MF_TRY(validate(ctx, args));
     mf_gemm_config c;
-    MF_TRY(mf_gemm_pick(args, ctx->info.sm_count, device_cc(ctx), &c));
+    MF_TRY(mf_gemm_pick(args, ctx->info.sm_count, mf_device_cc(&ctx->info), &c));
     mf_kernel *k;
     MF_TRY(gemm_kernel(ctx, args, &c, &k));
     if (c.family == MF_GEMM_SM90)

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-enum { ALIGN_SLACK = 1024, ROW_BYTES = 128 };
+enum { ALIGN_SLACK = 1024 };
 
 static int is_fp8(mf_dtype dtype)
 {
@@ -17,7 +17,8 @@ static int is_fp8(mf_dtype dtype)
 
 unsigned mf_gemm_sm90_smem(mf_dtype dtype, mf_layout layout, const mf_gemm_config *c, int experts)
 {
-    unsigned stage = (unsigned)(c->bm + c->bn) * ROW_BYTES + (is_fp8(dtype) ? (unsigned)c->bm * 4 : 0);
+    unsigned stage = (unsigned)(c->bm + c->bn) * MF_GEMM_ROW_BYTES +
+                     (is_fp8(dtype) ? (unsigned)c->bm * 4 : 0);
     unsigned staging = (unsigned)(c->bm * c->bn) * 2;
     unsigned barriers = (unsigned)c->stages * 2 * 8;
     unsigned prefix = layout == MF_LAYOUT_MASKED ? (unsigned)(experts + 1) * 4 : 0;
@@ -69,10 +70,11 @@ static mf_status encode_maps(const mf_context *ctx, const mf_gemm_args *a, const
     int fp8 = is_fp8(a->dtype), masked = a->layout == MF_LAYOUT_MASKED;
     CUtensorMapDataType ab = fp8 ? CU_TENSOR_MAP_DATA_TYPE_UINT8 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
     size_t element = fp8 ? 1 : 2;
-    uint32_t bk = (uint32_t)(ROW_BYTES / element);
+    uint32_t bk = (uint32_t)(MF_GEMM_ROW_BYTES / element);
     uint64_t rows = masked ? (uint64_t)a->experts * (uint64_t)a->max_m : (uint64_t)a->m_capacity;
     const CUtensorMapSwizzle sw = CU_TENSOR_MAP_SWIZZLE_128B;
-    tensor_2d ta = {a->a, ab, element, (uint64_t)a->k, rows, bk, (uint32_t)c->bm, sw};
+    /* Each CTA of a cluster loads its 1/wn of the A tile and multicasts it. */
+    tensor_2d ta = {a->a, ab, element, (uint64_t)a->k, rows, bk, (uint32_t)(c->bm / c->wn), sw};
     tensor_2d tb = {a->b, ab, element, (uint64_t)a->k, (uint64_t)a->experts * (uint64_t)a->n, bk,
                     (uint32_t)c->bn, sw};
     tensor_2d td = {a->d, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (uint64_t)a->n, rows, 32,

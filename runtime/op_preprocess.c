@@ -75,11 +75,11 @@ static workspace_layout plan_workspace(const mf_preprocess_args *a)
     w.seg = w.totals + round256((size_t)a->experts * 4);
     w.token_scale = w.seg + round256((size_t)(a->experts + 1) * 4);
     w.row_token = w.token_scale;
-    if (a->a_dtype == MF_DTYPE_E4M3)
-        w.row_token += round256((size_t)a->tokens * (size_t)(a->hidden_size / 128) * 4);
     w.total = w.row_token;
-    if (a->a_dtype == MF_DTYPE_E4M3)
-        w.total += round256(rows_of_a(a) * 4);
+    if (a->a_dtype != MF_DTYPE_E4M3)
+        return w; /* no staged scales */
+    w.row_token += round256((size_t)a->tokens * (size_t)(a->hidden_size / 128) * 4);
+    w.total = w.row_token + round256(rows_of_a(a) * 4);
     return w;
 }
 
@@ -225,9 +225,8 @@ static mf_status validate(const mf_context *ctx, const mf_preprocess_args *a)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_preprocess: ctx is NULL");
     /* The e4m3 conversions (cvt.*.e4m3x2) exist from sm_89 on: say so instead
      * of failing later at kernel lookup or compile. */
-    if (fp8 && ctx->info.cc_major * 10 + ctx->info.cc_minor < 89)
-        return MF_FAIL(MF_ERR_UNSUPPORTED, "preprocess: e4m3 output needs sm_89 or newer (%s)",
-                       ctx->info.arch);
+    if (fp8)
+        MF_TRY(mf_require_fp8(ctx, "preprocess"));
     return MF_OK;
 }
 

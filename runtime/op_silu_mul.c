@@ -105,9 +105,8 @@ static mf_status validate(const mf_context *ctx, const mf_silu_mul_args *a)
     MF_TRY(validate_alignment(a));
     if (!ctx)
         return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "mf_silu_mul: ctx is NULL");
-    if (is_fp8(a) && ctx->info.cc_major * 10 + ctx->info.cc_minor < 89)
-        return MF_FAIL(MF_ERR_UNSUPPORTED, "mf_silu_mul: e4m3 output needs sm_89 or newer (%s)",
-                       ctx->info.arch);
+    if (is_fp8(a))
+        MF_TRY(mf_require_fp8(ctx, "mf_silu_mul"));
     return MF_OK;
 }
 
