@@ -49,7 +49,8 @@ int main(int argc, char **argv)
                 char label[32], cfg[40];
                 snprintf(label, sizeof label, "%dx%d, %d, %d", sh->experts, sh->m, sh->n, sh->k);
                 if (c.family == MF_GEMM_SM90)
-                    snprintf(cfg, sizeof cfg, "wgmma %dx%d wg%d s%d", c.bm, c.bn, c.wm, c.stages);
+                    snprintf(cfg, sizeof cfg, "wgmma %dx%d wg%d c%d s%d", c.bm, c.bn, c.wm, c.wn,
+                             c.stages);
                 else
                     snprintf(cfg, sizeof cfg, "mma %dx%d w%dx%d s%d", c.bm, c.bn, c.wm, c.wn,
                              c.stages);

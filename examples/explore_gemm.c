@@ -3,8 +3,9 @@
  * each checked against fp64 (256 sampled outputs) and timed; the heuristic's
  * pick is marked with '*'. Both families: the portable mma.sync one and, on
  * compute capability 9.0, the TMA + wgmma one (warps column: "wg2" = two math
- * warpgroups). Writes a table, a CSV and an SVG heat map of TFLOP/s by block
- * M x block N (one panel per dtype and family) that a browser opens.
+ * warpgroups, "wg2c2" = the same in clusters of two CTAs sharing A). Writes a
+ * table, a CSV and an SVG heat map of TFLOP/s by block M x block N (one panel
+ * per dtype and family, each cell its best config) that a browser opens.
  *
  *   $ ./build/examples/explore_gemm [bf16|e4m3|all] [masked|contiguous] E M N K [OUT_PREFIX]
  *   $ ./build/examples/explore_gemm all masked 8 512 4096 7168 tiles
@@ -51,7 +52,7 @@ static void explore_dtype(mf_context *ctx, const mf_device_info *info, mf_rng *r
         p->args.config = c;
         char warps[16];
         if (c->family == MF_GEMM_SM90)
-            snprintf(warps, sizeof warps, "wg%d", c->wm);
+            snprintf(warps, sizeof warps, c->wn > 1 ? "wg%dc%d" : "wg%d", c->wm, c->wn);
         else
             snprintf(warps, sizeof warps, "w%dx%d", c->wm, c->wn);
         if (mf_gemm(ctx, &p->args, NULL) != MF_OK) {

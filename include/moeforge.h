@@ -302,7 +302,9 @@ typedef enum mf_gemm_family {
 typedef struct mf_gemm_config {
     int bm, bn;     /* block tile                                                 */
     int wm, wn;     /* portable: warps along M and N (threads = 32 * wm * wn);
-                       sm90: math warpgroups along M (threads = 128 * (wm + 1)), wn = 1 */
+                       sm90: math warpgroups along M (threads = 128 * (wm + 1)), and
+                       wn CTAs per cluster along N (1, or 2: the pair shares each
+                       A tile through TMA multicast; needs an even count of n-tiles) */
     int stages;     /* pipeline depth (cp.async groups / TMA ring stages)          */
     mf_gemm_family family;
 } mf_gemm_config;

@@ -14,6 +14,7 @@ typedef struct mf_kernel {
     CUmodule module;
     CUfunction function;
     atomic_int dynamic_smem_limit; /* bytes the function is currently allowed   */
+    atomic_int max_clusters;       /* clusters resident at once; 0: not asked   */
     int static_smem;               /* bytes of __shared__ arrays in the kernel  */
     char entry[MF_ENTRY_MAX];
     char spec[MF_SPEC_TEXT_MAX];

@@ -80,6 +80,7 @@ static mf_status load_module(mf_context *ctx, const char *spec, const void *imag
     }
     ctx->drv->cuFuncGetAttribute(&k->static_smem, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, k->function);
     atomic_init(&k->dynamic_smem_limit, 48 * 1024 - k->static_smem);
+    atomic_init(&k->max_clusters, 0);
     mf_log(MF_LOG_DEBUG, "loaded %s from %s (%s, entry %s)", spec, origin, is_ptx ? "PTX" : "cubin",
            entry);
     *out = k;
@@ -200,6 +201,36 @@ mf_status mf_kernel_launch(mf_context *ctx, mf_kernel *k, unsigned grid_x, unsig
     if (r != CUDA_SUCCESS)
         return mf_cuda_fail_at(__FILE__, __LINE__, "cuLaunchKernelEx", r);
     return s;
+}
+
+mf_status mf_kernel_max_clusters(mf_context *ctx, mf_kernel *k, unsigned cluster,
+                                 unsigned block_x, unsigned smem_bytes, int *out)
+{
+    int known = atomic_load(&k->max_clusters);
+    if (known > 0) {
+        *out = known;
+        return MF_OK;
+    }
+    MF_TRY(mf_context_push(ctx));
+    mf_status s = allow_dynamic_smem(ctx, k, smem_bytes);
+    CUlaunchConfig config = {.gridDimX = cluster, .gridDimY = 1, .gridDimZ = 1,
+                             .blockDimX = block_x, .blockDimY = 1, .blockDimZ = 1,
+                             .sharedMemBytes = smem_bytes};
+    int clusters = 0;
+    CUresult r = s == MF_OK ? ctx->drv->cuOccupancyMaxActiveClusters(&clusters, k->function, &config)
+                            : CUDA_SUCCESS;
+    mf_context_pop(ctx);
+    if (r != CUDA_SUCCESS)
+        return mf_cuda_fail_at(__FILE__, __LINE__, "cuOccupancyMaxActiveClusters", r);
+    MF_TRY(s);
+    if (clusters < 1)
+        return MF_FAIL(MF_ERR_UNSUPPORTED, "%s: no cluster of %u blocks of %u threads and %u bytes"
+                       " of shared memory fits on the device", k->spec, cluster, block_x, smem_bytes);
+    mf_log(MF_LOG_DEBUG, "%s: %d clusters of %u blocks resident at once", k->spec, clusters,
+           cluster);
+    atomic_store(&k->max_clusters, clusters);
+    *out = clusters;
+    return MF_OK;
 }
 
 mf_status mf_context_open_archive(mf_context *ctx, const char *path)

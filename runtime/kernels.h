@@ -21,6 +21,14 @@ mf_status mf_kernel_launch(mf_context *ctx, mf_kernel *k, unsigned grid_x, unsig
                            unsigned grid_z, unsigned block_x, unsigned smem_bytes,
                            mf_stream stream, void **args);
 
+/* How many clusters of k (`cluster` blocks of block_x threads and smem_bytes
+ * each; the kernel's compiled cluster size) the device runs at once: a
+ * persistent grid of clustered blocks is that many clusters, since a GPC
+ * whose SM count is odd leaves an SM no partner. Asked once per kernel (its
+ * launches use one shared-memory size up to a few bytes). */
+mf_status mf_kernel_max_clusters(mf_context *ctx, mf_kernel *k, unsigned cluster,
+                                 unsigned block_x, unsigned smem_bytes, int *out);
+
 /* The archive embedded in the library at build time (NULL if it failed to open
  * or MOEFORGE_BUILTIN=off hides it).
  * Exported for the CLI's `list`, like the archive reader itself. */

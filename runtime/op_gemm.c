@@ -21,7 +21,8 @@ static const mf_gemm_config e4m3_portable[] = {
     {32, 128, 1, 4, 4, MF_GEMM_PORTABLE},  {64, 32, 2, 1, 4, MF_GEMM_PORTABLE},
 };
 /* Tile configs of templates/gemm_sm90.cu (wm = math warpgroups of 64 rows
- * each), largest first. Stages fill the 227 KB of shared memory next to the
+ * each; wn = CTAs of a cluster along N, 2: the pair multicasts A), largest
+ * first. Stages fill the 227 KB of shared memory next to the
  * bf16 staging tile; e4m3 keeps bn <= 192 because its scratch accumulator
  * doubles the registers (64 x bn / 64 per thread, twice, under 232). N =
  * 7168 (DeepSeek's hidden size) is 32 tiles of 224 (bf16): two whole waves
@@ -30,13 +31,16 @@ static const mf_gemm_config e4m3_portable[] = {
  * e4m3 192x128 has three math warpgroups: while one promotes its 128-k block,
  * two others keep the tensor cores fed (160 registers each, no spills). */
 static const mf_gemm_config bf16_sm90[] = {
-    {128, 256, 2, 1, 3, MF_GEMM_SM90}, {128, 224, 2, 1, 3, MF_GEMM_SM90},
-    {128, 192, 2, 1, 4, MF_GEMM_SM90}, {128, 128, 2, 1, 5, MF_GEMM_SM90},
+    {128, 256, 2, 1, 3, MF_GEMM_SM90}, {128, 256, 2, 2, 3, MF_GEMM_SM90},
+    {128, 224, 2, 1, 3, MF_GEMM_SM90}, {128, 224, 2, 2, 3, MF_GEMM_SM90},
+    {128, 192, 2, 1, 4, MF_GEMM_SM90}, {128, 192, 2, 2, 4, MF_GEMM_SM90},
+    {128, 128, 2, 1, 5, MF_GEMM_SM90}, {128, 128, 2, 2, 5, MF_GEMM_SM90},
     {64, 256, 1, 1, 4, MF_GEMM_SM90},  {64, 128, 1, 1, 6, MF_GEMM_SM90},
 };
 static const mf_gemm_config e4m3_sm90[] = {
-    {192, 128, 3, 1, 4, MF_GEMM_SM90}, {128, 192, 2, 1, 4, MF_GEMM_SM90},
-    {128, 128, 2, 1, 5, MF_GEMM_SM90},
+    {192, 128, 3, 1, 4, MF_GEMM_SM90}, {192, 128, 3, 2, 4, MF_GEMM_SM90},
+    {128, 192, 2, 1, 4, MF_GEMM_SM90}, {128, 192, 2, 2, 4, MF_GEMM_SM90},
+    {128, 128, 2, 1, 5, MF_GEMM_SM90}, {128, 128, 2, 2, 5, MF_GEMM_SM90},
     {64, 192, 1, 1, 6, MF_GEMM_SM90},  {64, 128, 1, 1, 8, MF_GEMM_SM90},
 };
 #define COUNT(list) ((int)(sizeof list / sizeof list[0]))
@@ -102,14 +106,18 @@ static int blocks_per_sm(mf_dtype dtype, const mf_gemm_config *c)
  * follow I / (I + 12), fitted to the H200 sweep of 8 x 512 x 4096 x 7168
  * (128x128 at 0.96 and 64x256 at 0.93 of 128x256), normalized to 128x256.
  * e4m3 with one math warpgroup ran at 0.74 of two in that sweep: nothing
- * else issues wgmmas while its only warpgroup promotes. */
+ * else issues wgmmas while its only warpgroup promotes. Clusters of two (A
+ * multicast) ran at 0.88-1.03 (mean 0.96) of the same tile alone over six
+ * H200 sweeps: L2 was not what bounded these tiles, and the pair waits for
+ * its slower CTA at every stage. */
 static double tile_efficiency(mf_dtype dtype, const mf_gemm_config *c)
 {
     double intensity = (double)c->bm * c->bn / (c->bm + c->bn);
     if (c->family == MF_GEMM_SM90) {
         const double best = 256.0 * 128 / 384;
         double lone_promoter = dtype == MF_DTYPE_E4M3 && c->wm == 1 ? 0.74 : 1.0;
-        return intensity / (intensity + 12.0) / (best / (best + 12.0)) * lone_promoter;
+        double paired = c->wn > 1 ? 0.96 : 1.0;
+        return intensity / (intensity + 12.0) / (best / (best + 12.0)) * lone_promoter * paired;
     }
     return intensity < 64.0 ? intensity / 64.0 : 1.0;
 }
@@ -140,6 +148,9 @@ static int config_fits(const gemm_problem *p, const mf_gemm_config *c)
     if (p->n % c->bn)
         return 0;
     if (c->family == MF_GEMM_SM90) {
+        /* A cluster's CTAs take neighbouring n-tiles of one m-tile. */
+        if ((p->n / c->bn) % c->wn)
+            return 0;
         /* TMA coordinates of B rows (expert * N + n0) are int32. */
         if ((int64_t)p->experts * p->n > INT32_MAX ||
             smem_bytes(p->dtype, p->layout, c, p->experts) > MF_SM90_SMEM_LIMIT)
@@ -307,8 +318,9 @@ static mf_status check_requested(const mf_gemm_args *a, int cc, mf_gemm_config *
                            "compute capability 9.0 only, device is %d.%d", cc / 10, cc % 10);
         if (!config_fits(&p, c))
             return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: config bm=%d bn=%d does not divide N = %d"
-                           " or m_capacity = %d, or needs more shared memory with E = %d",
-                           c->bm, c->bn, a->n, a->m_capacity, a->experts);
+                           " (into a multiple of wn = %d tiles) or m_capacity = %d, or needs more "
+                           "shared memory with E = %d", c->bm, c->bn, a->n, c->wn, a->m_capacity,
+                           a->experts);
         return check_grid(a, c);
     }
     return MF_FAIL(MF_ERR_UNSUPPORTED, "gemm: config bm=%d bn=%d wm=%d wn=%d stages=%d family=%d "
@@ -338,8 +350,10 @@ mf_status mf_gemm_spec(mf_dtype dtype, mf_layout layout, const mf_gemm_config *c
     MF_TRY(mf_spec_set_int(spec, "bm", c->bm));
     MF_TRY(mf_spec_set_int(spec, "bn", c->bn));
     MF_TRY(mf_spec_set_int(spec, "stages", c->stages));
-    if (sm90)
+    if (sm90) {
+        MF_TRY(mf_spec_set_int(spec, "cluster", c->wn));
         return mf_spec_set_int(spec, "wg", c->wm);
+    }
     MF_TRY(mf_spec_set_int(spec, "wm", c->wm));
     return mf_spec_set_int(spec, "wn", c->wn);
 }

@@ -1,10 +1,12 @@
 /* Launching the Hopper grouped GEMM: TMA tensor maps for A, B, D (and the e4m3
  * activation scales) encoded on the host and passed by value, one persistent
- * CTA per SM. */
+ * CTA per SM (config wn = 2: clusters of two CTAs that share A tiles, as many
+ * as fit at once). */
 #include "gemm_sm90.h"
 
 #include "context.h"
 #include "error.h"
+#include "kernels.h"
 
 #include <string.h>
 
@@ -116,9 +118,12 @@ mf_status mf_gemm_sm90_launch(mf_context *ctx, const mf_gemm_args *a, const mf_g
     p.experts = a->experts, p.n = a->n, p.k = a->k, p.max_m = a->max_m;
     p.m_capacity = a->m_capacity;
     void *params[] = {&p};
-    int64_t tiles = tile_bound(a, c), sms = ctx->info.sm_count;
-    unsigned grid = (unsigned)(tiles < sms ? tiles : sms);
     unsigned threads = (unsigned)(128 * (c->wm + 1));
-    return mf_kernel_launch(ctx, k, grid, 1, 1, threads,
-                            mf_gemm_sm90_smem(a->dtype, a->layout, c, a->experts), stream, params);
+    unsigned smem = mf_gemm_sm90_smem(a->dtype, a->layout, c, a->experts);
+    int slots = ctx->info.sm_count; /* clusters resident at once */
+    if (c->wn > 1)
+        MF_TRY(mf_kernel_max_clusters(ctx, k, (unsigned)c->wn, threads, smem, &slots));
+    int64_t units = tile_bound(a, c) / c->wn; /* a cluster's tiles are one unit */
+    unsigned grid = (unsigned)((units < slots ? units : slots) * c->wn);
+    return mf_kernel_launch(ctx, k, grid, 1, 1, threads, smem, stream, params);
 }

@@ -8,9 +8,13 @@ $ -- e4m3: each 128-k block goes into a scratch accumulator that is promoted
 $ -- into the fp32 one with scale_a[row] * scale_b[n-block] (two-level
 $ -- accumulation). Epilogue: bf16 through a 128B-swizzled staging buffer and
 $ -- TMA stores (partial masked tiles: plain stores of the valid rows).
+$ -- cluster = 2: two CTAs of a cluster take two neighbouring n-tiles of one
+$ -- m-tile; each loads half of the shared A tile and multicasts it to both,
+$ -- so A crosses L2 once per pair (the e4m3 128x128 mainloop otherwise asks
+$ -- L2 for more than it delivers).
 $ -- Parameters: entry, dtype (bf16|e4m3), layout (masked|contiguous),
 $ -- bm (64 or 128 rows per math warpgroup), bn (multiple of 32 in [64, 256]), wg (math warpgroups, 1-3),
-$ -- stages (ring depth).
+$ -- stages (ring depth), cluster (1 or 2 CTAs along N sharing A).
 $ local fp8 = dtype == "e4m3"
 $ assert(fp8 or dtype == "bf16", "gemm_sm90: dtype must be bf16 or e4m3")
 $ assert(layout == "masked" or layout == "contiguous", "gemm_sm90: bad layout")
@@ -18,6 +22,8 @@ $ assert(wg >= 1 and wg <= 3, "gemm_sm90: wg (math warpgroups) must be 1, 2 or 3
 $ assert(bm % (64 * wg) == 0 and bm // wg <= 128, "gemm_sm90: bm must be 64 or 128 rows per math warpgroup")
 $ assert(bn % 32 == 0 and bn >= 64 and bn <= 256, "gemm_sm90: bn must be a multiple of 32 in [64, 256]")
 $ assert(stages >= 2 and stages <= 12, "gemm_sm90: stages in [2, 12]")
+$ assert(cluster == 1 or cluster == 2, "gemm_sm90: cluster must be 1 or 2")
+$ assert(bm % (16 * cluster) == 0, "gemm_sm90: bm / cluster must be a multiple of 8 rows")
 $ local wg_rows = bm // wg          -- rows of the tile one math warpgroup owns
 $ local msub = wg_rows // 64        -- wgmma m64 slices per math warpgroup
 $ local kstep = fp8 and 32 or 16    -- K of one wgmma
@@ -49,6 +55,8 @@ $ include("gemm_common.cuh")
 #define SA_OFFSET (D_OFFSET + BM * BN * 2)
 #define BAR_OFFSET (SA_OFFSET + STAGES * SA_STAGE)
 #define GROUP_M 8                   // m-tiles walked together (L2 reuse of B)
+#define CLUSTER $(cluster)          // CTAs along N sharing each A tile
+#define A_PART (BM / CLUSTER)       // rows of A one CTA loads (and multicasts)
 
 // A CUtensorMap as the device sees it: 128 opaque bytes, 64-byte aligned.
 struct __align__(64) mf_tensor_map {
@@ -56,7 +64,7 @@ struct __align__(64) mf_tensor_map {
 };
 
 struct mf_sm90_params {
-    mf_tensor_map tm_a;     // A [rows, K], box {BK, BM}, 128B swizzle
+    mf_tensor_map tm_a;     // A [rows, K], box {BK, A_PART}, 128B swizzle
     mf_tensor_map tm_b;     // B [E * N, K], box {BK, BN}, 128B swizzle
     mf_tensor_map tm_d;     // D [rows, N] bf16, box {32, wg_rows}, 64B swizzle
     mf_tensor_map tm_sa;    // e4m3: a_scale MN-major, box {BM, 1}
@@ -99,6 +107,38 @@ __device__ __forceinline__ void mf_bar_wait(unsigned long long *bar, unsigned pa
     } while (!done);
 }
 
+$ if cluster > 1 then
+// ---- cluster --------------------------------------------------------------------
+__device__ __forceinline__ unsigned mf_cluster_rank()
+{
+    unsigned r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+    return r;
+}
+
+// Every thread of both CTAs: orders barrier inits before any remote use, and
+// keeps a CTA alive until its peer is done arriving on its barriers.
+__device__ __forceinline__ void mf_cluster_sync()
+{
+    __syncwarp();
+    asm volatile("barrier.cluster.arrive.release.aligned;\n"
+                 "barrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+
+// Arrives on the barrier at the same shared-memory offset in CTA `rank`. CTA
+// scope is enough: what it orders are this warp's finished wgmma reads of
+// the stage, and a cluster-scope release would fence every k-block.
+__device__ __forceinline__ void mf_bar_arrive_at(unsigned long long *bar, unsigned rank)
+{
+    asm volatile("{\n.reg .b32 remote;\n"
+                 "mapa.shared::cluster.u32 remote, %0, %1;\n"
+                 "mbarrier.arrive.shared::cluster.b64 _, [remote];\n}" ::"r"(
+                     mf_smem_addr(bar)),
+                 "r"(rank)
+                 : "memory");
+}
+$ end
+
 // ---- TMA ------------------------------------------------------------------------
 __device__ __forceinline__ void mf_tma_load(void *dst, const mf_tensor_map *map, int c0, int c1,
                                             unsigned long long *bar)
@@ -109,6 +149,20 @@ __device__ __forceinline__ void mf_tma_load(void *dst, const mf_tensor_map *map,
                  : "memory");
 }
 
+$ if cluster > 1 then
+// The same box into the same shared-memory offset of every CTA of the cluster,
+// each CTA's barrier at `bar`'s offset counting the bytes it receives.
+__device__ __forceinline__ void mf_tma_load_to_cluster(void *dst, const mf_tensor_map *map, int c0,
+                                                       int c1, unsigned long long *bar)
+{
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+                 ".multicast::cluster [%0], [%1, {%2, %3}], [%4], %5;" ::"r"(mf_smem_addr(dst)),
+                 "l"(map), "r"(c0), "r"(c1), "r"(mf_smem_addr(bar)),
+                 "h"((unsigned short)((1u << CLUSTER) - 1))
+                 : "memory");
+}
+
+$ end
 __device__ __forceinline__ void mf_tma_store(const mf_tensor_map *map, int c0, int c1, const void *src)
 {
     asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];" ::"l"(map),
@@ -187,22 +241,25 @@ struct mf_tile {
 };
 
 struct mf_schedule {
-    int m_tiles, n_tiles;
+    int m_tiles, n_units;  // n_units: n-tiles / CLUSTER (a cluster's n-tiles are one unit)
+    int rank;              // this CTA's n-tile within its unit
     long long tiles;
     const int *first_tile; // masked: m-tile prefix over experts
 };
 
-// Tile idx -> (m-tile, n-tile): GROUP_M m-tiles at a time, m fastest, so the
-// CTAs running at once share B tiles through L2. false: a padding tile to skip.
+// Work item idx -> (m-tile, n-unit): GROUP_M m-tiles at a time, m fastest, so
+// the CTAs running at once share B tiles through L2. Every CTA of a cluster
+// gets the same item and takes n-tile n_unit * CLUSTER + rank of it. false: a
+// padding tile to skip.
 __device__ __forceinline__ bool mf_tile_at(const mf_sm90_params &p, const mf_schedule &s,
                                            long long idx, mf_tile &t)
 {
-    const long long group_size = (long long)GROUP_M * s.n_tiles;
+    const long long group_size = (long long)GROUP_M * s.n_units;
     const int group = (int)(idx / group_size), first_m = group * GROUP_M;
     const int rows_here = min(GROUP_M, s.m_tiles - first_m);
     const int local = (int)(idx % group_size);
     const int m_tile = first_m + local % rows_here;
-    t.n0 = local / rows_here * BN;
+    t.n0 = (local / rows_here * CLUSTER + s.rank) * BN;
 $ if layout == "masked" then
     t.expert = mf_expert_of_tile(s.first_tile, p.experts, m_tile);
     t.m0 = (m_tile - s.first_tile[t.expert]) * BM;
@@ -236,7 +293,7 @@ __device__ void mf_produce(const mf_sm90_params &p, const mf_schedule &s, unsign
 {
     const int k_blocks = p.k / BK;
     mf_ring ring = {0, 0};
-    for (long long idx = blockIdx.x; idx < s.tiles; idx += gridDim.x) {
+    for (long long idx = blockIdx.x / CLUSTER; idx < s.tiles; idx += gridDim.x / CLUSTER) {
         mf_tile t;
         if (!mf_tile_at(p, s, idx, t))
             continue;
@@ -244,7 +301,14 @@ __device__ void mf_produce(const mf_sm90_params &p, const mf_schedule &s, unsign
             mf_bar_wait(&empty[ring.stage], ring.phase ^ 1);
             unsigned long long *bar = &full[ring.stage];
             mf_bar_expect_tx(bar, A_STAGE + B_STAGE + SA_STAGE);
+$ if cluster > 1 then
+            // Both CTAs' consumers have freed this stage (the empty barrier
+            // counts the peer's warps too), so the halves may land in either.
+            mf_tma_load_to_cluster(smem + ring.stage * A_STAGE + s.rank * A_PART * 128, &p.tm_a,
+                                   kb * BK, t.a_row + s.rank * A_PART, bar);
+$ else
             mf_tma_load(smem + ring.stage * A_STAGE, &p.tm_a, kb * BK, t.a_row, bar);
+$ end
             mf_tma_load(smem + B_OFFSET + ring.stage * B_STAGE, &p.tm_b, kb * BK,
                         t.expert * p.n + t.n0, bar);
 $ if fp8 then
@@ -311,12 +375,20 @@ __device__ __forceinline__ void mf_issue(const unsigned char *a_base, const unsi
     mf_wgmma_commit();
 }
 
-// Every math warp is done with the stage: one arrive per warp frees it.
+// Every math warp is done with the stage: one arrive per warp frees it, in
+// every CTA of the cluster (each one's producer writes A into both).
 __device__ __forceinline__ void mf_release(unsigned long long *empty, int stage, int tid)
 {
     __syncwarp();
-    if ((tid & 31) == 0)
+    if ((tid & 31) == 0) {
+$ if cluster > 1 then
+#pragma unroll
+        for (unsigned r = 0; r < CLUSTER; r++)
+            mf_bar_arrive_at(&empty[stage], r);
+$ else
         mf_bar_arrive(&empty[stage]);
+$ end
+    }
 }
 
 $ if fp8 then
@@ -447,7 +519,7 @@ __device__ void mf_consume(const mf_sm90_params &p, const mf_schedule &s, unsign
     unsigned char *staging = smem + D_OFFSET + m.wg * D_WG_BYTES;
     mf_ring ring = {0, 0};
     float acc[$(msub)][$(nacc)];
-    for (long long idx = blockIdx.x; idx < s.tiles; idx += gridDim.x) {
+    for (long long idx = blockIdx.x / CLUSTER; idx < s.tiles; idx += gridDim.x / CLUSTER) {
         mf_tile t;
         if (!mf_tile_at(p, s, idx, t))
             continue;
@@ -461,7 +533,17 @@ __device__ void mf_consume(const mf_sm90_params &p, const mf_schedule &s, unsign
 
 // Dynamic shared memory: 1024 bytes of alignment slack, then the layout above,
 // then masked: (E + 1) ints of tile prefix.
-extern "C" __global__ void __launch_bounds__(THREADS, 1) $(entry)(const __grid_constant__ mf_sm90_params p)
+$ if cluster > 1 then
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define MF_CLUSTER_DIMS __cluster_dims__(CLUSTER, 1, 1) // launched only as clusters
+#else
+#define MF_CLUSTER_DIMS
+#endif
+$ else
+#define MF_CLUSTER_DIMS
+$ end
+extern "C" __global__ void __launch_bounds__(THREADS, 1) MF_CLUSTER_DIMS
+$(entry)(const __grid_constant__ mf_sm90_params p)
 {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ unsigned char smem_raw[];
@@ -479,14 +561,18 @@ $ end
     if (threadIdx.x == 0) {
         for (int s = 0; s < STAGES; s++) {
             mf_bar_init(&full[s], 1);
-            mf_bar_init(&empty[s], MATH_THREADS / 32);
+            mf_bar_init(&empty[s], CLUSTER * MATH_THREADS / 32);
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
+$ if cluster > 1 then
+    mf_cluster_sync();
+$ end
     mf_wait_prior_grid();
     mf_start_dependents();
     mf_schedule s;
-    s.n_tiles = p.n / BN;
+    s.n_units = p.n / (BN * CLUSTER);
+    s.rank = $(cluster > 1 and "mf_cluster_rank()" or "0");
 $ if layout == "masked" then
     int *first_tile = (int *)(empty + STAGES);
     mf_masked_tile_prefix(p.masked_m, p.experts, p.max_m, BM, THREADS, first_tile);
@@ -497,7 +583,7 @@ $ else
     s.first_tile = 0;
     s.m_tiles = p.m_capacity / BM;
 $ end
-    s.tiles = (long long)s.m_tiles * s.n_tiles;
+    s.tiles = (long long)s.m_tiles * s.n_units;
     if (threadIdx.x >= MATH_THREADS) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 $(producer_regs);");
         if (threadIdx.x == MATH_THREADS)
@@ -506,6 +592,9 @@ $ end
         asm volatile("setmaxnreg.inc.sync.aligned.u32 $(math_regs);");
         mf_consume(p, s, smem, full, empty);
     }
+$ if cluster > 1 then
+    mf_cluster_sync();
+$ end
 #else
     __trap(); // wgmma, setmaxnreg: sm_90a only; the runtime launches this family nowhere else
 #endif

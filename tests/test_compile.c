@@ -102,12 +102,13 @@ Test(compile, preprocess_e4m3_stores_that_must_stay_in_l2_say_so)
 
 /* The Hopper GEMM family is built on the instructions its name promises:
  * TMA bulk tensor copies (loads and the epilogue's stores), mbarriers,
- * wgmma and register rebalancing, in the PTX of both dtypes and layouts. */
+ * wgmma and register rebalancing, in the PTX of both dtypes and layouts, and
+ * TMA multicast in clusters of two. */
 Test(compile, sm90_gemm_ptx_uses_tma_and_wgmma)
 {
     static const char *specs[] = {
-        "gemm_sm90:bm=128,bn=256,dtype=bf16,layout=masked,stages=3,wg=2",
-        "gemm_sm90:bm=128,bn=128,dtype=e4m3,layout=contiguous,stages=5,wg=2",
+        "gemm_sm90:bm=128,bn=256,cluster=1,dtype=bf16,layout=masked,stages=3,wg=2",
+        "gemm_sm90:bm=128,bn=128,cluster=2,dtype=e4m3,layout=contiguous,stages=5,wg=2",
     };
     static const char *needles[] = {
         "wgmma.mma_async.sync.aligned.m64n", "cp.async.bulk.tensor.2d.shared::cluster.global",
@@ -122,6 +123,13 @@ Test(compile, sm90_gemm_ptx_uses_tma_and_wgmma)
             cr_expect(strstr(b->ptx, needles[j]), "PTX of %s lacks %s", specs[i], needles[j]);
         cr_expect(strstr(b->ptx, i ? ".e4m3.e4m3" : ".bf16.bf16"), "PTX of %s: wrong wgmma type",
                   specs[i]);
+        /* cluster=2: A multicast to both CTAs, stages freed in both. */
+        int clustered = strstr(specs[i], "cluster=2") != NULL;
+        cr_expect_eq(strstr(b->ptx, ".multicast::cluster") != NULL, clustered,
+                     "PTX of %s: TMA multicast %s", specs[i], clustered ? "missing" : "unexpected");
+        cr_expect_eq(strstr(b->ptx, "mapa.shared::cluster") != NULL, clustered,
+                     "PTX of %s: remote barrier arrive %s", specs[i],
+                     clustered ? "missing" : "unexpected");
         mf_kernel_binary_free(b);
     }
 }

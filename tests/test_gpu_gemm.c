@@ -218,6 +218,26 @@ Test(gpu_gemm, e4m3_masked_256_experts_few_rows) { run_case(&(gemm_case){256, 12
 Test(gpu_gemm, e4m3_masked_n4096) { run_case(&(gemm_case){2, 4096, 256, 0, E4M3, NULL, 90, NULL}); }
 Test(gpu_gemm, e4m3_contiguous_k7168) { run_case(&(gemm_case){3, 256, 7168, 1, E4M3, NULL, 150, NULL}); }
 
+/* Clusters of two CTAs (sm90, wn = 2: A multicast to the pair) walking many
+ * more tile pairs than clusters fit at once, with empty experts, partial
+ * tiles and, for the three-warpgroup tile, 96-row halves of A. */
+static const mf_gemm_config pair_e4m3 = {128, 128, 2, 2, 5, MF_GEMM_SM90};
+static const mf_gemm_config pair_e4m3_wg3 = {192, 128, 3, 2, 4, MF_GEMM_SM90};
+static const mf_gemm_config pair_bf16 = {128, 224, 2, 2, 3, MF_GEMM_SM90};
+static const int pair_counts[] = {0, 600, 129, 0, 300, 1, 512, 77};
+Test(gpu_gemm, e4m3_masked_cluster_pairs_many_tiles)
+{
+    run_case(&(gemm_case){8, 2048, 512, 0, E4M3, pair_counts, 0, &pair_e4m3});
+}
+Test(gpu_gemm, e4m3_masked_cluster_pairs_three_warpgroups)
+{
+    run_case(&(gemm_case){8, 2048, 384, 0, E4M3, pair_counts, 0, &pair_e4m3_wg3});
+}
+Test(gpu_gemm, bf16_contiguous_cluster_pairs_many_tiles)
+{
+    run_case(&(gemm_case){8, 3584, 256, 1, BF16, pair_counts, 0, &pair_bf16});
+}
+
 /* Both families (portable mma.sync and sm90 wgmma), each config on its own:
  * N a multiple of bn and of 128 (twice that when small); 65 and 150 rows leave
  * partial tiles of every bm; bn = 192 and 224 tiles straddle two e4m3

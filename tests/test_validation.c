@@ -1236,6 +1236,18 @@ VTest(gemm, config_does_not_divide)
     drop(ctx);
 }
 
+/* A cluster of two CTAs takes n-tiles in pairs: 3 tiles of 128 cannot pair. */
+VTest(gemm, cluster_config_needs_paired_n_tiles)
+{
+    mf_context *ctx = hopper();
+    mf_gemm_args a = gemm_ok();
+    a.n = 384;
+    a.config = &(mf_gemm_config){128, 128, 2, 2, 5, MF_GEMM_SM90};
+    REFUSED(mf_gemm(ctx, &a, NULL), MF_ERR_UNSUPPORTED,
+            "does not divide N = 384 (into a multiple of wn = 2 tiles)");
+    drop(ctx);
+}
+
 VTest(gemm, contiguous_no_tile_fits)
 {
     mf_context *ctx = hopper();
