@@ -36,8 +36,7 @@ static void explore_dtype(mf_context *ctx, const mf_device_info *info, mf_rng *r
     mf_gemm_config configs[32], pick;
     int count = 0;
     BENCH_CHECK(mf_gemm_configs(p->dtype, configs, 32, &count));
-    int m_seen = p->layout == MF_LAYOUT_MASKED ? p->m : p->m_capacity / p->experts;
-    BENCH_CHECK(mf_gemm_choose(p->dtype, p->layout, m_seen, p->n, p->k, p->experts, info->sm_count,
+    BENCH_CHECK(mf_gemm_choose(p->dtype, p->layout, p->m, p->n, p->k, p->experts, info->sm_count,
                                info->cc_major * 10 + info->cc_minor, &pick));
     static char titles[2][2][32];
     for (int f = 0; f < 2; f++) {

@@ -320,7 +320,9 @@ typedef struct mf_gemm_args {
     int experts, n, k;
     const int32_t *masked_m;    /* masked                                   */
     int max_m;                  /* masked                                   */
-    int expected_m;             /* masked: host hint of rows per expert (0: max_m) */
+    int expected_m;             /* host hint of rows per expert, contiguous padding
+                                   excluded (0: masked max_m, contiguous
+                                   m_capacity / experts); tiles follow it   */
     const int32_t *m_indices;   /* contiguous                               */
     int m_capacity;             /* contiguous                               */
     const mf_gemm_config *config; /* NULL: the heuristic's choice           */

@@ -240,10 +240,12 @@ static mf_status check_shape(const mf_gemm_args *a)
 static mf_status check_layout(const mf_gemm_args *a)
 {
     int fp8 = a->dtype == MF_DTYPE_E4M3;
+    if (a->expected_m < 0)
+        return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "gemm: expected_m = %d is negative", a->expected_m);
     if (a->layout == MF_LAYOUT_MASKED) {
-        if (!a->masked_m || a->max_m < 1 || a->expected_m < 0)
-            return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "gemm (masked): masked_m NULL, max_m = %d or "
-                           "expected_m = %d", a->max_m, a->expected_m);
+        if (!a->masked_m || a->max_m < 1)
+            return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "gemm (masked): masked_m NULL or max_m = %d",
+                           a->max_m);
         /* Rows (and the kernel's tile prefix) are int32, as preprocess's src2dst. */
         if ((int64_t)a->experts * a->max_m > INT32_MAX)
             return MF_FAIL(MF_ERR_INVALID_ARGUMENT, "gemm (masked): experts * max_m = %lld rows "
@@ -332,8 +334,11 @@ mf_status mf_gemm_pick(const mf_gemm_args *a, int sm_count, int cc, mf_gemm_conf
 {
     if (a->config)
         return check_requested(a, cc, c);
-    int m = a->layout == MF_LAYOUT_MASKED ? (a->expected_m ? a->expected_m : a->max_m)
-                                          : a->m_capacity / a->experts;
+    /* Contiguous segments are padded: with the hint, a decode batch of 64
+     * rows per 128-row segment gets 64-row tiles (the padding tiles skip). */
+    int m = a->expected_m                    ? a->expected_m
+            : a->layout == MF_LAYOUT_MASKED ? a->max_m
+                                             : a->m_capacity / a->experts;
     gemm_problem p = {.dtype = a->dtype, .layout = a->layout, .m = m, .n = a->n,
                       .experts = a->experts, .m_capacity = a->m_capacity};
     MF_TRY(choose(&p, sm_count, cc, c));

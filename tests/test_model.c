@@ -265,3 +265,25 @@ Test(model, spec_list_keeps_one_of_each)
     mf_spec_list_free(&l);
     cr_expect_eq(l.count, 0);
 }
+
+/* Contiguous segments are padded to 128 rows: 64 real rows per expert (2048
+ * tokens, top-1 of 32 experts) give 192 rows of capacity per expert, but the
+ * GEMM tiles follow expected_m = 64 (64-row tiles; the padding tiles skip).
+ * Scored at 192 rows, e4m3 would take 128-row tiles. */
+Test(model, contiguous_gemm_tiles_follow_expected_rows)
+{
+    mf_layer_shape shape = {.hidden = 7168, .intermediate = 2048, .experts = 32, .topk = 1,
+                            .dtype = MF_DTYPE_E4M3, .layout = MF_LAYOUT_CONTIGUOUS};
+    mf_spec_list specs = {0};
+    reference r = {&specs, 0};
+    OK_OR_FAIL(mf_layer_kernel_specs(&shape, 2048, add_reference, &r));
+    size_t gemms = 0;
+    for (size_t i = 0; i < specs.count; i++) {
+        if (strncmp(specs.items[i], "gemm_sm90:", 10))
+            continue;
+        gemms++;
+        cr_expect(strstr(specs.items[i], "bm=64,"), "%s: not a 64-row tile", specs.items[i]);
+    }
+    cr_expect_gt(gemms, 0, "no sm90 GEMM kernel");
+    mf_spec_list_free(&specs);
+}

@@ -1084,8 +1084,15 @@ VTest(gemm, masked_null_masked_m_or_bad_counts)
     REFUSED(gemm(a), MF_ERR_INVALID_ARGUMENT, "gemm (masked): masked_m NULL");
     a = gemm_ok(), a.max_m = 0;
     REFUSED(gemm(a), MF_ERR_INVALID_ARGUMENT, "max_m = 0");
-    a = gemm_ok(), a.expected_m = -1;
-    REFUSED(gemm(a), MF_ERR_INVALID_ARGUMENT, "expected_m = -1");
+}
+
+VTest(gemm, negative_expected_m)
+{
+    mf_gemm_args a = gemm_ok();
+    a.expected_m = -1;
+    REFUSED(gemm(a), MF_ERR_INVALID_ARGUMENT, "gemm: expected_m = -1 is negative");
+    a = gemm_contiguous(), a.expected_m = -1;
+    REFUSED(gemm(a), MF_ERR_INVALID_ARGUMENT, "gemm: expected_m = -1 is negative");
 }
 
 VTest(gemm, masked_rows_overflow_int32)
