@@ -302,17 +302,29 @@ static mf_status launch_fused(mf_context *ctx, const mf_preprocess_args *a, rout
                             stream, params);
 }
 
-/* Blocks of the scales stage per expert (masked) or in all (contiguous), each
- * a tile of PRE_SCALE_TILE rows: enough for about twice the expected rows per
- * expert, grid-strided past that (skewed routing). */
-static unsigned scales_row_blocks(const mf_preprocess_args *a)
+/* Warps of the scales stage sharing a tile of PRE_SCALE_TILE rows: enough
+ * that each loads at most 8 of the row's H / 128 scales at once (a power of
+ * two, at most the block's warps). */
+static int scales_warps_per_tile(int hidden_size)
+{
+    int groups = hidden_size / 128, warps = 1;
+    while (warps < PRE_BLOCK / 32 && warps * 8 < groups)
+        warps *= 2;
+    return warps;
+}
+
+/* Blocks of the scales stage per expert (masked) or in all (contiguous):
+ * tiles for about twice the expected rows per expert, grid-strided past
+ * that (skewed routing). */
+static unsigned scales_row_blocks(const mf_preprocess_args *a, int warps_per_tile)
 {
     int64_t rows = a->layout == MF_LAYOUT_MASKED
                        ? 2 * (int64_t)mf_expected_m(a->tokens, a->topk, a->experts)
                        : (int64_t)a->m_capacity;
     int64_t most = a->layout == MF_LAYOUT_MASKED ? a->max_m : a->m_capacity;
+    int64_t block_rows = (int64_t)PRE_SCALE_TILE * (PRE_BLOCK / 32 / warps_per_tile);
     rows = rows < most ? rows : most;
-    return (unsigned)((rows + PRE_SCALE_TILE - 1) / PRE_SCALE_TILE);
+    return (unsigned)((rows + block_rows - 1) / block_rows);
 }
 
 /* e4m3: a_scale from the scatter's staged token scales (after the scatter). */
@@ -321,10 +333,11 @@ static mf_status launch_scales(mf_context *ctx, const mf_preprocess_args *a,
 {
     mf_kernel *k;
     MF_TRY(stage_kernel(ctx, a, "scales", &k));
-    void *params[] = {staging, o};
+    int warps_per_tile = scales_warps_per_tile(a->hidden_size);
+    void *params[] = {staging, o, &warps_per_tile};
     unsigned experts = a->layout == MF_LAYOUT_MASKED ? (unsigned)a->experts : 1;
-    return mf_kernel_launch(ctx, k, scales_row_blocks(a), experts, 1, PRE_BLOCK, 0, stream,
-                            params);
+    return mf_kernel_launch(ctx, k, scales_row_blocks(a, warps_per_tile), experts, 1, PRE_BLOCK,
+                            0, stream, params);
 }
 
 /* Tokens per scatter block: rows of at most 256 vectors (H <= 2048) four, of

@@ -553,53 +553,58 @@ $ end
 $ end
 
 $ if stage == "scales" then
-// Grid: x = tiles of 32 rows, grid-strided; y = expert (masked) or 1. Lane l
-// of every warp takes row 32 * tile + l, warp w its groups w, w + MF_WARPS, ...:
-// each store instruction writes 32 consecutive rows of one group, a whole
-// 128-byte line. a_scale of (row, g) = token_scale[row_token[row], g] for the
-// rows the scatter placed: r < masked_m[e] (masked), m_indices >= 0 (contiguous).
-extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_scale_staging staging,
-                                                                 const mf_outputs o)
+// Grid: x = blocks of MF_WARPS / warps_per_tile tiles of 32 rows, grid-strided;
+// y = expert (masked) or 1. Lane l of a tile's warps takes row 32 * tile + l,
+// the tile's warp p its groups p, p + warps_per_tile, ... (the host makes that
+// at most 8, one batch of loads in flight): each store writes 32 consecutive
+// rows of one group, a whole 128-byte line, and each warp's chain is one row
+// token load, one batch of scale loads, stores. a_scale of (row, g) =
+// token_scale[row_token[row], g] for the rows the scatter placed: r <
+// masked_m[e] (masked), m_indices >= 0 (contiguous). Few registers: 2048
+// threads per SM keep more chains in flight than there are tiles.
+extern "C" __global__ void __launch_bounds__(MF_BLOCK, 2048 / MF_BLOCK)
+$(entry)(const mf_scale_staging staging, const mf_outputs o, int warps_per_tile)
 {
     mf_wait_prior_grid();
     mf_start_dependents();
     const int groups = o.hidden_size / 128, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int part = warp % warps_per_tile, tiles_per_block = MF_WARPS / warps_per_tile;
 $ if contiguous then
-    const int rows = o.m_capacity, limit = o.m_capacity, first_row = 0;
+    const int limit = o.m_capacity, first_row = 0;
     const long long pitch = o.m_capacity;
     float *__restrict__ out = o.a_scale;
 $ else
     const int e = blockIdx.y, limit = o.max_m, first_row = e * o.max_m;
     const long long pitch = o.max_m;
     float *__restrict__ out = o.a_scale + (long long)e * groups * o.max_m;
+    const int rows = mf_clamp_rows(o.masked_m[e], o.max_m); // in flight with the first row token
 $ end
-    const int stride = gridDim.x * 32;
-    long long r = blockIdx.x * 32 + lane;
-    // Row tokens load one tile ahead, the first with masked_m / m_indices
-    // (any row below limit is inside row_token; unplaced ones go unused).
-    int token = r < limit ? staging.row_token[first_row + r] : 0;
-$ if not contiguous then
-    const int rows = mf_clamp_rows(o.masked_m[e], o.max_m);
-$ end
-    for (; r - lane < rows; r += stride) {
+    const long long stride = (long long)gridDim.x * tiles_per_block * 32;
+    for (long long r = ((long long)blockIdx.x * tiles_per_block + warp / warps_per_tile) * 32 + lane;
+         r - lane < limit; r += stride) {
+        // Any row below limit is inside row_token; an unplaced one goes unused.
+        const int token = r < limit ? staging.row_token[first_row + r] : 0;
 $ if contiguous then
-        const bool placed = r < rows && o.m_indices[r] >= 0;
-$ else
-        const bool placed = r < rows;
-$ end
-        const float *__restrict__ src = staging.token_scale + (long long)token * groups;
-        token = r + stride < limit ? staging.row_token[first_row + r + stride] : 0;
-        if (!placed)
+        if (r >= limit || o.m_indices[r] < 0)
             continue;
-        for (int g0 = warp; g0 < groups; g0 += 8 * MF_WARPS) { // 8 loads in flight, then 8 stores
+$ else
+        if (r - lane >= rows)
+            break;
+        if (r >= rows)
+            continue;
+$ end
+        const float *__restrict__ src = staging.token_scale + (long long)token * groups + part;
+        float *__restrict__ dst = out + part * pitch + r;
+        const int step = warps_per_tile;
+        for (int g = part; g < groups; g += 8 * step, src += 8 * step, dst += 8 * step * pitch) {
             float v[8];
 #pragma unroll
             for (int i = 0; i < 8; i++)
-                v[i] = g0 + i * MF_WARPS < groups ? src[g0 + i * MF_WARPS] : 0.0f;
+                v[i] = g + i * step < groups ? src[i * step] : 0.0f;
 #pragma unroll
             for (int i = 0; i < 8; i++)
-                if (g0 + i * MF_WARPS < groups)
-                    out[(g0 + i * MF_WARPS) * pitch + r] = v[i];
+                if (g + i * step < groups)
+                    dst[i * step * pitch] = v[i];
         }
     }
 }
