@@ -15,7 +15,11 @@ enum {
     PRE_MAX_EXPERTS = 1024,
     PRE_DEFAULT_ALIGN = 128,
     PRE_MAX_GRID_Y = 65535,
-    PRE_SCALE_TILE = 32 /* rows per block of the scales stage: one per lane */
+    PRE_SCALE_TILE = 32, /* rows per block of the scales stage: one per lane */
+    /* Loads in flight per scan thread (templates/preprocess.cu MF_SCAN_BATCH)
+     * with 256 and with 1024 threads. */
+    PRE_SCAN_BATCH = 32,
+    PRE_SCAN_BATCH_WIDE = 16
 };
 
 /* Kernel parameter structs: the same members, in the same order, as
@@ -230,21 +234,37 @@ static mf_status validate(const mf_context *ctx, const mf_preprocess_args *a)
     return MF_OK;
 }
 
+/* Parts per expert of the scan, each a range of chunks: PRE_CHUNK / E (with
+ * PRE_CHUNK threads) only where one thread per expert would walk 3 or more
+ * batches of loads and each part's range is one batch (Qwen3 at T = 16384,
+ * 128 chunks over 128 experts: 4.3 us on the H200, 8.8 us with one thread
+ * per expert); else 1: with fewer chunks the parts' barrier and shared-memory
+ * pass cost more than they save (examples/NOTES.md). */
+static int scan_parts(int experts, int64_t slots)
+{
+    int64_t chunks = (slots + PRE_CHUNK - 1) / PRE_CHUNK, parts = PRE_CHUNK / experts;
+    int wide = parts >= 2 && chunks > 2 * PRE_SCAN_BATCH &&
+               (chunks + parts - 1) / parts <= PRE_SCAN_BATCH_WIDE;
+    return wide ? (int)parts : 1;
+}
+
 /* Threads of a stage's blocks. rank: one per slot of its chunk (one round of
  * ranking instead of four) while the per-warp counts, (warps + 1) * E ints of
  * shared memory, stay within 33 KiB. */
-static int stage_block(const char *stage, int experts)
+static int stage_block(const char *stage, int experts, int64_t slots)
 {
+    if (strcmp(stage, "scan") == 0)
+        return scan_parts(experts, slots) > 1 ? PRE_CHUNK : PRE_BLOCK;
     return strcmp(stage, "rank") == 0 && experts <= PRE_RANK_WIDE_EXPERTS ? PRE_CHUNK : PRE_BLOCK;
 }
 
 /* Spec of one stage; copying stages carry the dtype, all but rank the layout. */
 mf_status mf_preprocess_spec(mf_layout layout, mf_dtype a_dtype, int ue8m0, int experts,
-                             const char *stage, mf_spec *spec)
+                             int64_t slots, const char *stage, mf_spec *spec)
 {
     *spec = (mf_spec){.family = "preprocess"};
     MF_TRY(mf_spec_set(spec, "stage", stage));
-    MF_TRY(mf_spec_set_int(spec, "block", stage_block(stage, experts)));
+    MF_TRY(mf_spec_set_int(spec, "block", stage_block(stage, experts, slots)));
     if (strcmp(stage, "rank") != 0)
         MF_TRY(mf_spec_set(spec, "layout", layout == MF_LAYOUT_MASKED ? "masked" : "contiguous"));
     if (strcmp(stage, "fused") == 0 || strcmp(stage, "scatter") == 0) {
@@ -258,14 +278,15 @@ static mf_status stage_kernel(mf_context *ctx, const mf_preprocess_args *a, cons
                               mf_kernel **k)
 {
     mf_spec spec;
-    MF_TRY(mf_preprocess_spec(a->layout, a->a_dtype, a->ue8m0, a->experts, stage, &spec));
+    MF_TRY(mf_preprocess_spec(a->layout, a->a_dtype, a->ue8m0, a->experts,
+                              (int64_t)a->tokens * a->topk, stage, &spec));
     return mf_op_kernel(ctx, &spec, k);
 }
 
 /* Contiguous: the segment starts (E + 1 ints) and one sum per warp. */
-static unsigned segment_smem(const mf_preprocess_args *a)
+static unsigned segment_smem(const mf_preprocess_args *a, int block)
 {
-    return a->layout == MF_LAYOUT_CONTIGUOUS ? (unsigned)(a->experts + 1 + PRE_BLOCK / 32) * 4 : 0;
+    return a->layout == MF_LAYOUT_CONTIGUOUS ? (unsigned)(a->experts + 1 + block / 32) * 4 : 0;
 }
 
 /* Few tokens: cut each row into slices (whole 128-column groups) so that about
@@ -294,7 +315,7 @@ static mf_status launch_fused(mf_context *ctx, const mf_preprocess_args *a, rout
 {
     mf_kernel *k;
     MF_TRY(stage_kernel(ctx, a, "fused", &k));
-    unsigned smem = (unsigned)a->experts * 4 + segment_smem(a);
+    unsigned smem = (unsigned)a->experts * 4 + segment_smem(a, PRE_BLOCK);
     int slices, vectors_per_slice;
     plan_slices(ctx, a, &slices, &vectors_per_slice);
     void *params[] = {r, o, &vectors_per_slice};
@@ -366,12 +387,16 @@ static mf_status launch_chunked(mf_context *ctx, const mf_preprocess_args *a, ro
     int chunks = (r->slots + PRE_CHUNK - 1) / PRE_CHUNK;
 
     void *rank_params[] = {r, &local_rank, &hist, &o->error_flags};
-    unsigned rank_block = (unsigned)stage_block("rank", a->experts);
+    int64_t slots = (int64_t)a->tokens * a->topk;
+    unsigned rank_block = (unsigned)stage_block("rank", a->experts, slots);
     MF_TRY(mf_kernel_launch(ctx, rank, (unsigned)chunks, 1, 1, rank_block,
                             (rank_block / 32 + 1) * (unsigned)a->experts * 4, stream,
                             rank_params));
-    void *scan_params[] = {r, &chunks, &hist, &totals, &seg, o};
-    MF_TRY(mf_kernel_launch(ctx, scan, 1, 1, 1, PRE_BLOCK, segment_smem(a), stream,
+    int parts = scan_parts(a->experts, slots);
+    void *scan_params[] = {r, &chunks, &parts, &hist, &totals, &seg, o};
+    int scan_threads = stage_block("scan", a->experts, slots);
+    MF_TRY(mf_kernel_launch(ctx, scan, 1, 1, 1, (unsigned)scan_threads,
+                            (unsigned)scan_threads * 4 + segment_smem(a, scan_threads), stream,
                             scan_params));
     int per_block = scatter_tokens_per_block(a->hidden_size);
     void *scatter_params[] = {r, &local_rank, &hist, &totals, &seg, o, &staging, &per_block};

@@ -59,12 +59,13 @@ static mf_status emit_preprocess(const mf_layer_shape *s, int tokens, mf_spec_si
     static const char *chunked[] = {"rank", "scan", "scatter", "scales"};
     mf_spec spec;
     if ((long long)tokens * s->topk <= MF_PREPROCESS_FUSED_SLOTS) {
-        MF_TRY(mf_preprocess_spec(s->layout, s->dtype, s->ue8m0, s->experts, "fused", &spec));
+        MF_TRY(mf_preprocess_spec(s->layout, s->dtype, s->ue8m0, s->experts,
+                                  (int64_t)tokens * s->topk, "fused", &spec));
         return emit(&spec, sink, user);
     }
     for (int i = 0; i < (s->dtype == MF_DTYPE_E4M3 ? 4 : 3); i++) {
-        MF_TRY(mf_preprocess_spec(s->layout, s->dtype, s->ue8m0, s->experts, chunked[i],
-                                  &spec));
+        MF_TRY(mf_preprocess_spec(s->layout, s->dtype, s->ue8m0, s->experts,
+                                  (int64_t)tokens * s->topk, chunked[i], &spec));
         MF_TRY(emit(&spec, sink, user));
     }
     return MF_OK;

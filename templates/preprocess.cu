@@ -448,38 +448,88 @@ extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing
 $ end
 
 $ if stage == "scan" then
+#define MF_SCAN_BATCH (MF_BLOCK >= 1024 ? 16 : 32) // loads in flight per thread (64 registers at 1024)
+
+// Loads hist[c, e] for the chunks [c0, min(c0 + MF_SCAN_BATCH, last)), 0 past
+// last. One pointer stepped along the column keeps the registers for counts.
+__device__ __forceinline__ void mf_load_counts(const int *hist, int experts, int e, int c0,
+                                               int last, int (&count)[MF_SCAN_BATCH])
+{
+    const int *p = hist + (long long)c0 * experts + e;
+#pragma unroll
+    for (int i = 0; i < MF_SCAN_BATCH; i++, p += experts)
+        count[i] = c0 + i < last ? *p : 0;
+}
+
+// Writes the exclusive prefix of one batch of counts from base; returns the new base.
+__device__ __forceinline__ int mf_store_prefix(int *hist, int experts, int e, int c0, int last,
+                                               int base, const int (&count)[MF_SCAN_BATCH])
+{
+    int *p = hist + (long long)c0 * experts + e;
+#pragma unroll
+    for (int i = 0; i < MF_SCAN_BATCH; i++, p += experts)
+        if (c0 + i < last) {
+            *p = base;
+            base += count[i];
+        }
+    return base;
+}
+
+__device__ __forceinline__ void mf_expert_total(const mf_outputs &o, int *totals, int e, int total)
+{
+    totals[e] = total;
+$ if not contiguous then
+    o.masked_m[e] = min(total, o.max_m);
+$ end
+}
+
 // One block: hist [chunks, E] becomes the exclusive prefix over chunks (in
 // place); totals [E]; masked_m, or the segment starts seg [E + 1].
-// Dynamic shared memory: contiguous E + 1 + MF_WARPS ints.
+// parts < 2: one thread per expert walks the chunks a batch at a time.
+// parts >= 2 (parts * E <= MF_BLOCK, each part's range of chunks one batch):
+// the parts of an expert sum their ranges, the sums meet in shared memory,
+// and each part writes its range from the counts it holds: two round trips.
+// Dynamic shared memory: MF_BLOCK ints, then (contiguous) E + 1 + MF_WARPS.
 extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing r, int chunks,
-                                                                 int *hist, int *totals, int *seg,
-                                                                 const mf_outputs o)
+                                                                 int parts, int *hist, int *totals,
+                                                                 int *seg, const mf_outputs o)
 {
+    extern __shared__ int smem[];
     mf_wait_prior_grid();
     mf_start_dependents();
-    for (int e = threadIdx.x; e < r.experts; e += MF_BLOCK) {
-        int running = 0;
-        for (int c0 = 0; c0 < chunks; c0 += 32) { // 32 loads in flight, then 32 stores
-            int count[32];
-#pragma unroll
-            for (int i = 0; i < 32; i++)
-                count[i] = c0 + i < chunks ? hist[(long long)(c0 + i) * r.experts + e] : 0;
-#pragma unroll
-            for (int i = 0; i < 32; i++)
-                if (c0 + i < chunks) {
-                    hist[(long long)(c0 + i) * r.experts + e] = running;
-                    running += count[i];
-                }
+    const int per = (chunks + parts - 1) / parts;
+    int count[MF_SCAN_BATCH];
+    if (parts < 2 || per > MF_SCAN_BATCH || parts * r.experts > MF_BLOCK) {
+        for (int e = threadIdx.x; e < r.experts; e += MF_BLOCK) {
+            int base = 0;
+#pragma unroll 1
+            for (int c0 = 0; c0 < chunks; c0 += MF_SCAN_BATCH) {
+                mf_load_counts(hist, r.experts, e, c0, chunks, count);
+                base = mf_store_prefix(hist, r.experts, e, c0, chunks, base, count);
+            }
+            mf_expert_total(o, totals, e, base);
         }
-        totals[e] = running;
-$ if not contiguous then
-        o.masked_m[e] = min(running, o.max_m);
-$ end
+    } else {
+        const int part = threadIdx.x / r.experts, e = threadIdx.x % r.experts;
+        const int first = min(part * per, chunks);
+        const int last = part < parts ? min(first + per, chunks) : first;
+        mf_load_counts(hist, r.experts, e, first, last, count);
+        int sum = 0, base = 0;
+#pragma unroll
+        for (int i = 0; i < MF_SCAN_BATCH; i++)
+            sum += count[i];
+        if (part < parts)
+            smem[part * r.experts + e] = sum;
+        __syncthreads();
+        for (int q = 0; q < part && part < parts; q++)
+            base += smem[q * r.experts + e];
+        base = mf_store_prefix(hist, r.experts, e, first, last, base, count);
+        if (part == parts - 1)
+            mf_expert_total(o, totals, e, base);
     }
 $ if contiguous then
-    extern __shared__ int smem[];
     __syncthreads();
-    int *s_seg = smem, *warp_sums = smem + r.experts + 1;
+    int *s_seg = smem + MF_BLOCK, *warp_sums = s_seg + r.experts + 1;
     mf_segment_starts(totals, r.experts, o.align, s_seg, warp_sums);
     for (int e = threadIdx.x; e <= r.experts; e += MF_BLOCK)
         seg[e] = s_seg[e];

@@ -272,6 +272,22 @@ Test(gpu_preprocess, contiguous_1024_experts) { run_case(&(pre_case){64, 8, 1024
 /* An expert count that is no multiple of 4 (segment starts: 4 experts per thread). */
 Test(gpu_preprocess, contiguous_bf16_37_experts_chunked) { run_case(&(pre_case){3000, 2, 37, 128, 1, BF16, 0, RANDOM, 0}); }
 Test(gpu_preprocess, contiguous_e4m3_37_experts_fused) { run_case(&(pre_case){100, 4, 37, 256, 1, E4M3, 0, SKEWED, 0}); }
+/* The scan's parts (1024 threads, 1024 / E ranges of chunks per expert, each
+ * one batch of loads): 94 chunks in 8 ranges for 128 experts; 79 chunks for
+ * 37 experts in 27 ranges of 3, 999 threads (25 hold no expert). Past them,
+ * one thread per expert walks 141 chunks in 5 batches. */
+Test(gpu_preprocess, masked_bf16_scan_parts_128_experts)
+{
+    run_case(&(pre_case){12000, 8, 128, 128, 0, BF16, 0, RANDOM, 0});
+}
+Test(gpu_preprocess, contiguous_e4m3_scan_parts_37_experts)
+{
+    run_case(&(pre_case){40000, 2, 37, 256, 1, E4M3, 0, SKEWED, 0});
+}
+Test(gpu_preprocess, masked_bf16_scan_many_batches)
+{
+    run_case(&(pre_case){18000, 8, 256, 128, 0, BF16, 0, RANDOM, 0});
+}
 /* More than 256 experts: the chunked path ranks with 256-thread blocks. */
 Test(gpu_preprocess, masked_bf16_t2000_512_experts) { run_case(&(pre_case){2000, 8, 512, 128, 0, BF16, 0, RANDOM, 0}); }
 Test(gpu_preprocess, all_slots_to_expert0_k1) { run_case(&(pre_case){4097, 1, 4, 128, 0, E4M3, 0, EXPERT0, 0}); }
