@@ -275,6 +275,18 @@ $ else
 $ end
 }
 
+// This cluster's work item of round k: round k covers items [k * G, (k + 1) * G)
+// of the G clusters (the window that runs at once, GROUP_M m-tiles sharing
+// B), and the cluster takes offset (cluster + k) mod G of it. The rotation
+// keeps a CTA from drawing only padding tiles where they recur with a period
+// that divides G: contiguous segments of 64 rows padded to 128, in 64-row
+// tiles, make every other m-tile padding, and G = 132 is even.
+__device__ __forceinline__ long long mf_item_of_round(long long k)
+{
+    const int clusters = gridDim.x / CLUSTER, cluster = blockIdx.x / CLUSTER;
+    return k * clusters + (cluster + k) % clusters;
+}
+
 struct mf_ring {
     int stage;
     unsigned phase;
@@ -293,9 +305,10 @@ __device__ void mf_produce(const mf_sm90_params &p, const mf_schedule &s, unsign
 {
     const int k_blocks = p.k / BK;
     mf_ring ring = {0, 0};
-    for (long long idx = blockIdx.x / CLUSTER; idx < s.tiles; idx += gridDim.x / CLUSTER) {
+    for (long long k = 0; k * (gridDim.x / CLUSTER) < s.tiles; k++) {
+        const long long idx = mf_item_of_round(k);
         mf_tile t;
-        if (!mf_tile_at(p, s, idx, t))
+        if (idx >= s.tiles || !mf_tile_at(p, s, idx, t))
             continue;
         for (int kb = 0; kb < k_blocks; kb++, ring.advance()) {
             mf_bar_wait(&empty[ring.stage], ring.phase ^ 1);
@@ -519,9 +532,10 @@ __device__ void mf_consume(const mf_sm90_params &p, const mf_schedule &s, unsign
     unsigned char *staging = smem + D_OFFSET + m.wg * D_WG_BYTES;
     mf_ring ring = {0, 0};
     float acc[$(msub)][$(nacc)];
-    for (long long idx = blockIdx.x / CLUSTER; idx < s.tiles; idx += gridDim.x / CLUSTER) {
+    for (long long k = 0; k * (gridDim.x / CLUSTER) < s.tiles; k++) {
+        const long long idx = mf_item_of_round(k);
         mf_tile t;
-        if (!mf_tile_at(p, s, idx, t))
+        if (idx >= s.tiles || !mf_tile_at(p, s, idx, t))
             continue;
         mf_mainloop(p, t, m, smem, full, empty, ring, acc);
         if (t.m0 + m.wg * $(wg_rows) < t.row_limit)
