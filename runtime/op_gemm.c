@@ -29,7 +29,11 @@ static const mf_gemm_config e4m3_portable[] = {
  * of 1024 rows where 128-wide tiles leave the last one 40% full. (e4m3
  * 128x112 does the same for e4m3 but ran at 0.90x of 128x128 on H200.)
  * e4m3 192x128 has three math warpgroups: while one promotes its 128-k block,
- * two others keep the tensor cores fed (160 registers each, no spills). */
+ * two others keep the tensor cores fed (160 registers each, no spills).
+ * e4m3 256x128 gives each of two math warpgroups two 64-row slices, promoted
+ * one after the other through one scratch accumulator (2 x 64 + 64
+ * registers): each B stage serves twice the rows (masked only: contiguous
+ * segments are 128-row aligned). */
 static const mf_gemm_config bf16_sm90[] = {
     {128, 256, 2, 1, 3, MF_GEMM_SM90}, {128, 256, 2, 2, 3, MF_GEMM_SM90},
     {128, 224, 2, 1, 3, MF_GEMM_SM90}, {128, 224, 2, 2, 3, MF_GEMM_SM90},
@@ -38,6 +42,7 @@ static const mf_gemm_config bf16_sm90[] = {
     {64, 256, 1, 1, 4, MF_GEMM_SM90},  {64, 128, 1, 1, 6, MF_GEMM_SM90},
 };
 static const mf_gemm_config e4m3_sm90[] = {
+    {256, 128, 2, 1, 3, MF_GEMM_SM90}, {256, 128, 2, 2, 3, MF_GEMM_SM90},
     {192, 128, 3, 1, 4, MF_GEMM_SM90}, {192, 128, 3, 2, 4, MF_GEMM_SM90},
     {128, 192, 2, 1, 4, MF_GEMM_SM90}, {128, 192, 2, 2, 4, MF_GEMM_SM90},
     {128, 128, 2, 1, 5, MF_GEMM_SM90}, {128, 128, 2, 2, 5, MF_GEMM_SM90},

@@ -4,9 +4,9 @@ $ -- One CTA per SM walks output tiles (persistent). A producer warpgroup (one
 $ -- thread) streams A, B (and e4m3 activation scales) with TMA bulk tensor
 $ -- copies into a ring of STAGES shared-memory stages guarded by mbarriers;
 $ -- `wg` math warpgroups issue wgmma.mma_async on 64-row slices of the tile.
-$ -- e4m3: each 128-k block goes into a scratch accumulator that is promoted
-$ -- into the fp32 one with scale_a[row] * scale_b[n-block] (two-level
-$ -- accumulation). Epilogue: bf16 through a 128B-swizzled staging buffer and
+$ -- e4m3: each 128-k block of each m64 slice goes into one scratch
+$ -- accumulator that is promoted into the slice's fp32 one with
+$ -- scale_a[row] * scale_b[n-block] (two-level accumulation). Epilogue: bf16 through a 128B-swizzled staging buffer and
 $ -- TMA stores (partial masked tiles: plain stores of the valid rows).
 $ -- cluster = 2: two CTAs of a cluster take two neighbouring n-tiles of one
 $ -- m-tile; each loads half of the shared A tile and multicasts it to both,
@@ -369,8 +369,21 @@ $   end
 }
 $ end
 
-// Waits for a stage and issues its wgmmas into d (one commit group); e4m3
-// starts d afresh (scale_d = 0 on the first k-step), bf16 accumulates.
+$ if fp8 then
+// Issues one m64 slice's wgmmas over a stage into d (one commit group),
+// starting d afresh: each 128-k block is promoted on its own.
+__device__ __forceinline__ void mf_issue_slice(const unsigned char *a_slice,
+                                               const unsigned char *b_stage, float (&d)[$(nacc)])
+{
+    mf_wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < BK / $(kstep); ks++)
+        mf_wgmma(d, mf_wgmma_desc(a_slice + ks * 32), mf_wgmma_desc(b_stage + ks * 32), ks > 0);
+    mf_wgmma_commit();
+}
+$ else
+// Waits for a stage and issues its wgmmas into the accumulators of every
+// slice (one commit group).
 __device__ __forceinline__ void mf_issue(const unsigned char *a_base, const unsigned char *b_base,
                                          unsigned long long *full, const mf_ring &ring,
                                          float (&d)[$(msub)][$(nacc)])
@@ -384,9 +397,10 @@ __device__ __forceinline__ void mf_issue(const unsigned char *a_base, const unsi
 #pragma unroll
         for (int i = 0; i < $(msub); i++)
             mf_wgmma(d[i], mf_wgmma_desc(a_stage + i * 64 * 128 + ks * 32),
-                     mf_wgmma_desc(b_stage + ks * 32), $(fp8 and "ks > 0" or "1"));
+                     mf_wgmma_desc(b_stage + ks * 32), 1);
     mf_wgmma_commit();
 }
+$ end
 
 // Every math warp is done with the stage: one arrive per warp frees it, in
 // every CTA of the cluster (each one's producer writes A into both).
@@ -405,24 +419,32 @@ $ end
 }
 
 $ if fp8 then
-// A finished k-block: scales read, stage freed, scratch promoted into acc.
-__device__ __forceinline__ void mf_retire(const unsigned char *sa_base, unsigned long long *empty,
-                                          const mf_ring &ring, const mf_math &m, int n0,
-                                          float (&part)[$(msub)][$(nacc)],
-                                          float (&acc)[$(msub)][$(nacc)], float sb0, float sb1)
+// One stage, slice by slice into the one scratch accumulator: issue, wait,
+// read the slice's activation scales, promote (the stage is freed before the
+// last slice's promotion). The other math warpgroups' wgmmas keep the
+// tensor cores busy meanwhile; a scratch per slice would not fit the
+// registers of 128-row slices (2 x 2 x bn / 2 per thread).
+__device__ __forceinline__ void mf_stage_fp8(const unsigned char *a_base, const unsigned char *b_base,
+                                             const unsigned char *sa_base,
+                                             unsigned long long *full, unsigned long long *empty,
+                                             const mf_ring &ring, const mf_math &m, int n0,
+                                             float (&part)[$(nacc)],
+                                             float (&acc)[$(msub)][$(nacc)], float sb0, float sb1)
 {
+    mf_bar_wait(&full[ring.stage], ring.phase);
+    const unsigned char *a_stage = a_base + ring.stage * A_STAGE;
+    const unsigned char *b_stage = b_base + ring.stage * B_STAGE;
     const float *sa = (const float *)(sa_base + ring.stage * SA_STAGE) + m.wg * $(wg_rows);
-    float sa_lo[$(msub)], sa_hi[$(msub)];
 #pragma unroll
     for (int i = 0; i < $(msub); i++) {
-        mf_fence_regs(part[i]);
-        sa_lo[i] = sa[i * 64 + m.row];
-        sa_hi[i] = sa[i * 64 + m.row + 8];
+        mf_issue_slice(a_stage + i * 64 * 128, b_stage, part);
+        mf_wgmma_wait<0>();
+        mf_fence_regs(part);
+        const float sa_lo = sa[i * 64 + m.row], sa_hi = sa[i * 64 + m.row + 8];
+        if (i == $(msub) - 1)
+            mf_release(empty, ring.stage, m.tid);
+        mf_promote(acc[i], part, sa_lo, sa_hi, sb0, sb1, n0 % 128);
     }
-    mf_release(empty, ring.stage, m.tid);
-#pragma unroll
-    for (int i = 0; i < $(msub); i++)
-        mf_promote(acc[i], part[i], sa_lo[i], sa_hi[i], sb0, sb1, n0 % 128);
 }
 $ end
 
@@ -445,15 +467,10 @@ $ if fp8 then
     const float *sb = p.b_scale + ((long long)t.expert * n_blocks + nb) * k_blocks;
     const float *sb_next = $(one_sb and "sb" or "nb + 1 < n_blocks ? sb + k_blocks : sb");
     const unsigned char *sa_base = smem + SA_OFFSET;
-    // One scratch accumulator: the other math warpgroup's wgmmas keep the
-    // tensor cores busy while this one promotes.
-    float part[$(msub)][$(nacc)];
-    for (int kb = 0; kb < k_blocks; kb++) {
+    float part[$(nacc)];
+    for (int kb = 0; kb < k_blocks; kb++, ring.advance()) {
         const float sb0 = __ldg(sb + kb), sb1 = __ldg(sb_next + kb); // in flight during the wait
-        mf_issue(a_base, b_base, full, ring, part);
-        mf_wgmma_wait<0>();
-        mf_retire(sa_base, empty, ring, m, t.n0, part, acc, sb0, sb1);
-        ring.advance();
+        mf_stage_fp8(a_base, b_base, sa_base, full, empty, ring, m, t.n0, part, acc, sb0, sb1);
     }
 $ else
     int previous = -1; // stage of the wgmma group still in flight

@@ -51,10 +51,10 @@ static const row hopper_table[] = {
     {MF_DTYPE_BF16, 1024, 7168, 2048, 1, {128, 224, 2, 1, 3, MF_GEMM_SM90}},
     {MF_DTYPE_BF16, 64, 4096, 7168, 32, {64, 256, 1, 1, 4, MF_GEMM_SM90}},
     {MF_DTYPE_BF16, 100, 96, 128, 1, {64, 32, 2, 1, 4, MF_GEMM_PORTABLE}},
-    {MF_DTYPE_E4M3, 1024, 4096, 7168, 1, {128, 128, 2, 1, 5, MF_GEMM_SM90}},
-    {MF_DTYPE_E4M3, 1024, 7168, 2048, 1, {128, 128, 2, 1, 5, MF_GEMM_SM90}},
+    {MF_DTYPE_E4M3, 1024, 4096, 7168, 1, {256, 128, 2, 1, 3, MF_GEMM_SM90}},
+    {MF_DTYPE_E4M3, 1024, 7168, 2048, 1, {256, 128, 2, 1, 3, MF_GEMM_SM90}},
     {MF_DTYPE_E4M3, 64, 7168, 2048, 32, {64, 128, 1, 1, 8, MF_GEMM_SM90}},
-    {MF_DTYPE_E4M3, 256, 1536, 2048, 128, {128, 192, 2, 1, 4, MF_GEMM_SM90}},
+    {MF_DTYPE_E4M3, 256, 1536, 2048, 128, {256, 128, 2, 1, 3, MF_GEMM_SM90}},
 };
 
 Test(gemm_heuristic, portable_table_of_shapes)

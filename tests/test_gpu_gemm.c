@@ -238,6 +238,21 @@ Test(gpu_gemm, bf16_contiguous_cluster_pairs_many_tiles)
     run_case(&(gemm_case){8, 3584, 256, 1, BF16, pair_counts, 0, &pair_bf16});
 }
 
+/* e4m3 256-row tiles: each math warpgroup promotes two 64-row slices through
+ * one scratch accumulator, one after the other; experts of several m-tiles
+ * (600, 512 rows), slices left empty or partial (77, 129, 300), alone and in
+ * clusters of two. */
+static const mf_gemm_config slices_e4m3 = {256, 128, 2, 1, 3, MF_GEMM_SM90};
+static const mf_gemm_config slices_e4m3_pair = {256, 128, 2, 2, 3, MF_GEMM_SM90};
+Test(gpu_gemm, e4m3_masked_two_slices_per_warpgroup)
+{
+    run_case(&(gemm_case){8, 1024, 640, 0, E4M3, pair_counts, 0, &slices_e4m3});
+}
+Test(gpu_gemm, e4m3_masked_two_slices_per_warpgroup_pairs)
+{
+    run_case(&(gemm_case){8, 2048, 384, 0, E4M3, pair_counts, 0, &slices_e4m3_pair});
+}
+
 /* Both families (portable mma.sync and sm90 wgmma), each config on its own:
  * N a multiple of bn and of 128 (twice that when small); 65 and 150 rows leave
  * partial tiles of every bm; bn = 192 and 224 tiles straddle two e4m3
