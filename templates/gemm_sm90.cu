@@ -194,13 +194,22 @@ __device__ __forceinline__ void mf_warpgroup_sync(int wg_index)
 
 // ---- wgmma ----------------------------------------------------------------------
 // Descriptor of a K-major tile in shared memory with the 128-byte swizzle TMA
-// wrote: rows of 128 bytes, 8-row atoms 1024 bytes apart (stride byte offset).
-// Moving along K inside the row is an offset of the start address.
-__device__ __forceinline__ unsigned long long mf_wgmma_desc(const void *tile)
+// wrote: rows of 128 bytes, 8-row atoms 1024 bytes apart (stride byte offset,
+// high word), start address / 16 in the low 14 bits. Shared addresses stay
+// below 256 KB, so the descriptor of tile + off (off a multiple of 16) is the
+// low word plus off / 16: the mainloop adds constants to a base computed once
+// instead of rebuilding each descriptor (which cost ~12 instructions per wgmma).
+#define MF_DESC_HI ((1024u >> 4) | (1u << 30)) // stride byte offset; swizzle mode 128B
+
+__device__ __forceinline__ unsigned mf_desc_lo(const void *tile)
 {
-    const unsigned long long addr = mf_smem_addr(tile);
-    return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((1024ull >> 4) << 32) | (1ull << 62);
+    return ((mf_smem_addr(tile) & 0x3FFFF) >> 4) | (1u << 16);
 }
+
+// Descriptor low words of this math warpgroup's first A slice and of B, stage 0.
+struct mf_descs {
+    unsigned a, b;
+};
 
 __device__ __forceinline__ void mf_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void mf_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
@@ -221,9 +230,11 @@ __device__ __forceinline__ void mf_fence_regs(float (&acc)[$(nacc)])
 $ local regs, outs = {}, {}
 $ for i = 0, nacc - 1 do regs[#regs + 1] = "%" .. i; outs[#outs + 1] = '"+f"(d[' .. i .. '])' end
 // d (64 x BN slice, fp32) = (scale_d ? d : 0) + A (64 x kstep) . B (BN x kstep)^T
-__device__ __forceinline__ void mf_wgmma(float (&d)[$(nacc)], unsigned long long desc_a,
-                                         unsigned long long desc_b, int scale_d)
+__device__ __forceinline__ void mf_wgmma(float (&d)[$(nacc)], unsigned a_lo, unsigned b_lo,
+                                         int scale_d)
 {
+    const unsigned long long desc_a = (unsigned long long)MF_DESC_HI << 32 | a_lo;
+    const unsigned long long desc_b = (unsigned long long)MF_DESC_HI << 32 | b_lo;
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %$(nacc + 2), 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n$(bn)k$(kstep).f32.$(ab).$(ab) "
                  "{$(table.concat(regs, ", "))}, %$(nacc), %$(nacc + 1), p, 1, 1$(fp8 and "" or ", 0, 0");\n}\n"
@@ -372,32 +383,30 @@ $ end
 $ if fp8 then
 // Issues one m64 slice's wgmmas over a stage into d (one commit group),
 // starting d afresh: each 128-k block is promoted on its own.
-__device__ __forceinline__ void mf_issue_slice(const unsigned char *a_slice,
-                                               const unsigned char *b_stage, float (&d)[$(nacc)])
+__device__ __forceinline__ void mf_issue_slice(unsigned a_slice, unsigned b_stage,
+                                               float (&d)[$(nacc)])
 {
     mf_wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < BK / $(kstep); ks++)
-        mf_wgmma(d, mf_wgmma_desc(a_slice + ks * 32), mf_wgmma_desc(b_stage + ks * 32), ks > 0);
+    for (int ks = 0; ks < BK / $(kstep); ks++) // 32 bytes of K each: + 2 in a descriptor
+        mf_wgmma(d, a_slice + ks * 2, b_stage + ks * 2, ks > 0);
     mf_wgmma_commit();
 }
 $ else
 // Waits for a stage and issues its wgmmas into the accumulators of every
 // slice (one commit group).
-__device__ __forceinline__ void mf_issue(const unsigned char *a_base, const unsigned char *b_base,
-                                         unsigned long long *full, const mf_ring &ring,
-                                         float (&d)[$(msub)][$(nacc)])
+__device__ __forceinline__ void mf_issue(const mf_descs &descs, unsigned long long *full,
+                                         const mf_ring &ring, float (&d)[$(msub)][$(nacc)])
 {
     mf_bar_wait(&full[ring.stage], ring.phase);
-    const unsigned char *a_stage = a_base + ring.stage * A_STAGE;
-    const unsigned char *b_stage = b_base + ring.stage * B_STAGE;
+    const unsigned a_stage = descs.a + ring.stage * (A_STAGE / 16);
+    const unsigned b_stage = descs.b + ring.stage * (B_STAGE / 16);
     mf_wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < BK / $(kstep); ks++)
 #pragma unroll
         for (int i = 0; i < $(msub); i++)
-            mf_wgmma(d[i], mf_wgmma_desc(a_stage + i * 64 * 128 + ks * 32),
-                     mf_wgmma_desc(b_stage + ks * 32), 1);
+            mf_wgmma(d[i], a_stage + i * (64 * 128 / 16) + ks * 2, b_stage + ks * 2, 1);
     mf_wgmma_commit();
 }
 $ end
@@ -424,20 +433,19 @@ $ if fp8 then
 // last slice's promotion). The other math warpgroups' wgmmas keep the
 // tensor cores busy meanwhile; a scratch per slice would not fit the
 // registers of 128-row slices (2 x 2 x bn / 2 per thread).
-__device__ __forceinline__ void mf_stage_fp8(const unsigned char *a_base, const unsigned char *b_base,
-                                             const unsigned char *sa_base,
+__device__ __forceinline__ void mf_stage_fp8(const mf_descs &descs, const unsigned char *sa_base,
                                              unsigned long long *full, unsigned long long *empty,
                                              const mf_ring &ring, const mf_math &m, int n0,
                                              float (&part)[$(nacc)],
                                              float (&acc)[$(msub)][$(nacc)], float sb0, float sb1)
 {
     mf_bar_wait(&full[ring.stage], ring.phase);
-    const unsigned char *a_stage = a_base + ring.stage * A_STAGE;
-    const unsigned char *b_stage = b_base + ring.stage * B_STAGE;
+    const unsigned a_stage = descs.a + ring.stage * (A_STAGE / 16);
+    const unsigned b_stage = descs.b + ring.stage * (B_STAGE / 16);
     const float *sa = (const float *)(sa_base + ring.stage * SA_STAGE) + m.wg * $(wg_rows);
 #pragma unroll
     for (int i = 0; i < $(msub); i++) {
-        mf_issue_slice(a_stage + i * 64 * 128, b_stage, part);
+        mf_issue_slice(a_stage + i * (64 * 128 / 16), b_stage, part);
         mf_wgmma_wait<0>();
         mf_fence_regs(part);
         const float sa_lo = sa[i * 64 + m.row], sa_hi = sa[i * 64 + m.row + 8];
@@ -455,8 +463,9 @@ __device__ __forceinline__ void mf_mainloop(const mf_sm90_params &p, const mf_ti
                                             mf_ring &ring, float (&acc)[$(msub)][$(nacc)])
 {
     const int k_blocks = p.k / BK;
-    const unsigned char *a_base = smem + m.wg * $(wg_rows) * 128;
-    const unsigned char *b_base = smem + B_OFFSET;
+    // Warp-uniform to the compiler: the descriptors live in uniform registers.
+    const mf_descs descs = {__shfl_sync(0xffffffffu, mf_desc_lo(smem + m.wg * $(wg_rows) * 128), 0),
+                            mf_desc_lo(smem + B_OFFSET)};
 #pragma unroll
     for (int i = 0; i < $(msub); i++)
 #pragma unroll
@@ -470,12 +479,12 @@ $ if fp8 then
     float part[$(nacc)];
     for (int kb = 0; kb < k_blocks; kb++, ring.advance()) {
         const float sb0 = __ldg(sb + kb), sb1 = __ldg(sb_next + kb); // in flight during the wait
-        mf_stage_fp8(a_base, b_base, sa_base, full, empty, ring, m, t.n0, part, acc, sb0, sb1);
+        mf_stage_fp8(descs, sa_base, full, empty, ring, m, t.n0, part, acc, sb0, sb1);
     }
 $ else
     int previous = -1; // stage of the wgmma group still in flight
     for (int kb = 0; kb < k_blocks; kb++, ring.advance()) {
-        mf_issue(a_base, b_base, full, ring, acc);
+        mf_issue(descs, full, ring, acc);
         mf_wgmma_wait<1>(); // the previous k-block's group is done: release its stage
         if (previous >= 0)
             mf_release(empty, previous, m.tid);
