@@ -132,6 +132,29 @@ static inline double bench_copy_ceiling_gbs(mf_context *ctx, size_t bytes)
     return 2.0 * (double)bytes / (ms * 1e-3) / 1e9;
 }
 
+typedef struct fill_job {
+    mf_context *ctx;
+    void *dst;
+    size_t bytes;
+} fill_job;
+
+static inline void run_fill(void *user)
+{
+    fill_job *f = user;
+    BENCH_CHECK(mf_memset_d8(f->ctx, f->dst, 0x5a, f->bytes));
+}
+
+/* Write-only rate in GB/s: the driver's memset of `bytes` (the stream's
+ * ordering puts it between the timer's events). */
+static inline double bench_write_ceiling_gbs(mf_context *ctx, size_t bytes)
+{
+    fill_job f = {ctx, NULL, bytes};
+    BENCH_CHECK(mf_malloc(ctx, &f.dst, bytes));
+    float ms = bench_median_ms(ctx, run_fill, &f, 3, 20);
+    mf_free(ctx, f.dst);
+    return (double)bytes / (ms * 1e-3) / 1e9;
+}
+
 /* Measures the copy ceiling and prints it with the device's name. */
 static inline double bench_print_copy_ceiling(mf_context *ctx, const mf_device_info *info)
 {

@@ -1,12 +1,16 @@
 /* bench_glue: the memory-bound MoE stages (preprocess, SiLU-and-mul, combine)
- * per model shape and token count, next to a device-to-device copy measured in
- * the same run.
+ * per model shape and token count, next to a device-to-device copy and a
+ * memset measured in the same run.
  *
  *   $ ./build/examples/bench_glue [--csv FILE]
  * Prints per kernel: bytes moved (each input read once, each output written
  * once), device microseconds (CUDA events; small launches timed back to back
  * behind a copy that keeps the GPU busy, so host launch cost is not counted),
- * GB/s and the fraction of the copy rate. Routing is uniform random top-k.
+ * GB/s, the fraction of the copy rate, and the fraction of the rate the
+ * kernel's own mix of reads and writes would reach (the memset's write rate,
+ * and the read rate that makes a copy take as long as it did: a kernel that
+ * mostly writes, as preprocess, is held to what writes can do). Routing is
+ * uniform random top-k.
  * Without a GPU it says so and exits 0. Asserts nothing about speed.
  */
 #include "bench_common.h"
@@ -141,19 +145,45 @@ static void teardown(mf_context *ctx, glue_buffers *b)
         mf_free(ctx, all[i]);
 }
 
-static void report(mf_context *ctx, job *j, const char *model_name, int T, const char *kernel,
-                   double bytes, double copy_gbs, FILE *csv)
+/* Rates of the run, GB/s: copy (read + write bytes), memset (writes), and
+ * the read rate implied by the two (a copy's time = reads / read + writes /
+ * write). */
+typedef struct ceilings {
+    double copy, write, read;
+} ceilings;
+
+static ceilings measure_ceilings(mf_context *ctx)
 {
-    float us = bench_device_us(ctx, run_job, j, T >= 4096 ? 5 : 20);
-    double gbs = bytes / (us * 1e-6) / 1e9;
-    printf("%-16s %6d  %-28s %10.2f MB %9.2f us %8.1f GB/s %6.1f%%\n", model_name, T, kernel,
-           bytes / 1e6, us, gbs, 100.0 * gbs / copy_gbs);
-    if (csv)
-        fprintf(csv, "%s,%d,%s,%.0f,%.3f,%.1f,%.4f\n", model_name, T, kernel, bytes, us, gbs,
-                gbs / copy_gbs);
+    ceilings c;
+    c.copy = bench_copy_ceiling_gbs(ctx, (size_t)1 << 30);
+    c.write = bench_write_ceiling_gbs(ctx, (size_t)1 << 30);
+    double read_s_per_gb = 2.0 / c.copy - 1.0 / c.write;
+    c.read = read_s_per_gb > 0 ? 1.0 / read_s_per_gb : c.copy; /* writes slower than copies: no model */
+    printf("memset: %.1f GB/s (writes); implied read rate: %.1f GB/s\n", c.write, c.read);
+    return c;
 }
 
-static void bench_preprocess(mf_context *ctx, glue_buffers *b, const model *m, double copy_gbs,
+/* Bytes each input read once and each output written once. */
+typedef struct traffic {
+    double read, written;
+} traffic;
+
+static void report(mf_context *ctx, job *j, const char *model_name, int T, const char *kernel,
+                   traffic t, const ceilings *c, FILE *csv)
+{
+    float us = bench_device_us(ctx, run_job, j, T >= 4096 ? 5 : 20);
+    double bytes = t.read + t.written;
+    double gbs = bytes / (us * 1e-6) / 1e9;
+    double mix_gbs = bytes / (t.read / c->read + t.written / c->write);
+    printf("%-16s %6d  %-28s %10.2f MB %5.0f%% %9.2f us %8.1f GB/s %6.1f%% %6.1f%%\n", model_name,
+           T, kernel, bytes / 1e6, 100.0 * t.written / bytes, us, gbs, 100.0 * gbs / c->copy,
+           100.0 * gbs / mix_gbs);
+    if (csv)
+        fprintf(csv, "%s,%d,%s,%.0f,%.0f,%.3f,%.1f,%.4f,%.4f\n", model_name, T, kernel, t.read,
+                t.written, us, gbs, gbs / c->copy, gbs / mix_gbs);
+}
+
+static void bench_preprocess(mf_context *ctx, glue_buffers *b, const model *m, const ceilings *c,
                              FILE *csv)
 {
     static const struct { const char *name; mf_layout layout; mf_dtype dtype; } variants[] = {
@@ -170,14 +200,14 @@ static void bench_preprocess(mf_context *ctx, glue_buffers *b, const model *m, d
             .error_flags = b->flags, .workspace = b->workspace, .workspace_size = b->workspace_bytes}}};
         int fp8 = variants[v].dtype == MF_DTYPE_E4M3;
         double row_bytes = fp8 ? b->H + b->H / 128 * 4.0 : b->H * 2.0;
-        double bytes = b->T * (b->K * 8.0 + b->H * 2.0) + b->valid_slots * row_bytes;
+        traffic t = {b->T * (b->K * 4.0 + b->H * 2.0), b->T * b->K * 4.0 + b->valid_slots * row_bytes};
         if (variants[v].layout == MF_LAYOUT_CONTIGUOUS)
-            bytes += b->m_capacity * 4.0;
-        report(ctx, &j, m->name, b->T, variants[v].name, bytes, copy_gbs, csv);
+            t.written += b->m_capacity * 4.0;
+        report(ctx, &j, m->name, b->T, variants[v].name, t, c, csv);
     }
 }
 
-static void bench_silu(mf_context *ctx, glue_buffers *b, const model *m, double copy_gbs, FILE *csv)
+static void bench_silu(mf_context *ctx, glue_buffers *b, const model *m, const ceilings *c, FILE *csv)
 {
     /* masked_m from the last preprocess: the real per-expert counts */
     for (int fp8 = 0; fp8 < 2; fp8++) {
@@ -188,21 +218,21 @@ static void bench_silu(mf_context *ctx, glue_buffers *b, const model *m, double 
             .out_dtype = fp8 ? MF_DTYPE_E4M3 : MF_DTYPE_BF16,
             .out_scale = fp8 ? b->act_scale : NULL}}};
         double out_row = fp8 ? b->N + b->N / 128 * 4.0 : b->N * 2.0;
-        double bytes = b->valid_slots * (b->N * 4.0 + out_row) + b->E * 4.0;
-        report(ctx, &j, m->name, b->T, fp8 ? "silu_mul masked e4m3" : "silu_mul masked bf16",
-               bytes, copy_gbs, csv);
+        traffic t = {b->valid_slots * b->N * 4.0 + b->E * 4.0, b->valid_slots * out_row};
+        report(ctx, &j, m->name, b->T, fp8 ? "silu_mul masked e4m3" : "silu_mul masked bf16", t,
+               c, csv);
     }
 }
 
-static void bench_combine(mf_context *ctx, glue_buffers *b, const model *m, double copy_gbs,
+static void bench_combine(mf_context *ctx, glue_buffers *b, const model *m, const ceilings *c,
                           FILE *csv)
 {
     job j = {ctx, 2, {.comb = {
         .d = b->down, .d_rows = (int64_t)b->E * b->max_m, .src2dst = b->src2dst,
         .topk_weights = b->weights, .out = b->out, .tokens = b->T, .topk = b->K,
         .hidden_size = b->H, .error_flags = b->flags}}};
-    double bytes = b->valid_slots * (b->H * 2.0 + 8.0) + b->T * b->H * 2.0;
-    report(ctx, &j, m->name, b->T, "combine", bytes, copy_gbs, csv);
+    traffic t = {b->valid_slots * (b->H * 2.0 + 8.0), b->T * b->H * 2.0};
+    report(ctx, &j, m->name, b->T, "combine", t, c, csv);
 }
 
 int main(int argc, char **argv)
@@ -210,11 +240,13 @@ int main(int argc, char **argv)
     FILE *csv = bench_csv_or_exit(argc, argv);
     mf_device_info info;
     mf_context *ctx = bench_context_or_exit("bench_glue", &info);
-    double copy_gbs = bench_print_copy_ceiling(ctx, &info);
-    printf("%-16s %6s  %-28s %13s %12s %13s %7s\n", "model", "T", "kernel", "bytes", "time",
-           "bandwidth", "of copy");
+    bench_print_copy_ceiling(ctx, &info);
+    ceilings c = measure_ceilings(ctx);
+    printf("%-16s %6s  %-28s %13s %6s %12s %13s %7s %7s\n", "model", "T", "kernel", "bytes",
+           "writes", "time", "bandwidth", "of copy", "of mix");
     if (csv)
-        fprintf(csv, "model,tokens,kernel,bytes,us,gbs,fraction_of_copy\n");
+        fprintf(csv, "model,tokens,kernel,bytes_read,bytes_written,us,gbs,fraction_of_copy,"
+                     "fraction_of_mix\n");
     static const model deepseek = {"DeepSeek-V3", 7168, 2048, 256, 8};
     static const model qwen = {"Qwen3-30B-A3B", 2048, 768, 128, 8};
     struct { const model *m; int T; } runs[] = {{&deepseek, 1}, {&deepseek, 64}, {&deepseek, 512},
@@ -225,9 +257,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
         glue_buffers b;
         setup(ctx, &rng, runs[i].m, runs[i].T, &b);
-        bench_preprocess(ctx, &b, runs[i].m, copy_gbs, csv);
-        bench_silu(ctx, &b, runs[i].m, copy_gbs, csv);
-        bench_combine(ctx, &b, runs[i].m, copy_gbs, csv);
+        bench_preprocess(ctx, &b, runs[i].m, &c, csv);
+        bench_silu(ctx, &b, runs[i].m, &c, csv);
+        bench_combine(ctx, &b, runs[i].m, &c, csv);
         teardown(ctx, &b);
     }
     if (csv)
