@@ -23,17 +23,20 @@ static const mf_gemm_config e4m3_portable[] = {
 /* Tile configs of templates/gemm_sm90.cu (wm = math warpgroups of 64 rows
  * each; wn = CTAs of a cluster along N, 2: the pair multicasts A), largest
  * first. Stages fill the 227 KB of shared memory next to the
- * bf16 staging tile; e4m3 keeps bn <= 192 because its scratch accumulator
- * doubles the registers (64 x bn / 64 per thread, twice, under 232). N =
- * 7168 (DeepSeek's hidden size) is 32 tiles of 224 (bf16): two whole waves
- * of 1024 rows where 128-wide tiles leave the last one 40% full. (e4m3
- * 128x112 does the same for e4m3 but ran at 0.90x of 128x128 on H200.)
+ * bf16 staging tile. e4m3 promotes each 128-k block through a scratch
+ * accumulator, which the registers (232 per thread) must hold next to the
+ * tile's. N = 7168 (DeepSeek's hidden size) is 32 bf16 tiles of 224: two
+ * whole waves of 1024 rows where 128-wide tiles leave the last one 40% full.
+ * (e4m3 128x112 did the same but ran at 0.90x of 128x128 on H200.)
  * e4m3 192x128 has three math warpgroups: while one promotes its 128-k block,
  * two others keep the tensor cores fed (160 registers each, no spills).
  * e4m3 256x128 gives each of two math warpgroups two 64-row slices, promoted
  * one after the other through one scratch accumulator (2 x 64 + 64
  * registers): each B stage serves twice the rows (masked only: contiguous
- * segments are 128-row aligned). */
+ * segments are 128-row aligned). e4m3 tiles of bn >= 192 do the same along
+ * N: two column chunks through one scratch (bn / 2 + bn / 4 registers).
+ * (e4m3 128x224, two waves of N = 7168 x 1024 rows, ran at 0.90-0.97x of
+ * 128x256: its chunks straddle weight-scale blocks.) */
 static const mf_gemm_config bf16_sm90[] = {
     {128, 256, 2, 1, 3, MF_GEMM_SM90}, {128, 256, 2, 2, 3, MF_GEMM_SM90},
     {128, 224, 2, 1, 3, MF_GEMM_SM90}, {128, 224, 2, 2, 3, MF_GEMM_SM90},
@@ -43,6 +46,7 @@ static const mf_gemm_config bf16_sm90[] = {
 };
 static const mf_gemm_config e4m3_sm90[] = {
     {256, 128, 2, 1, 3, MF_GEMM_SM90}, {256, 128, 2, 2, 3, MF_GEMM_SM90},
+    {128, 256, 2, 1, 3, MF_GEMM_SM90}, {128, 256, 2, 2, 3, MF_GEMM_SM90},
     {192, 128, 3, 1, 4, MF_GEMM_SM90}, {192, 128, 3, 2, 4, MF_GEMM_SM90},
     {128, 192, 2, 1, 4, MF_GEMM_SM90}, {128, 192, 2, 2, 4, MF_GEMM_SM90},
     {128, 128, 2, 1, 5, MF_GEMM_SM90}, {128, 128, 2, 2, 5, MF_GEMM_SM90},

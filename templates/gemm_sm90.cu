@@ -4,10 +4,11 @@ $ -- One CTA per SM walks output tiles (persistent). A producer warpgroup (one
 $ -- thread) streams A, B (and e4m3 activation scales) with TMA bulk tensor
 $ -- copies into a ring of STAGES shared-memory stages guarded by mbarriers;
 $ -- `wg` math warpgroups issue wgmma.mma_async on 64-row slices of the tile.
-$ -- e4m3: each 128-k block of each m64 slice goes into one scratch
-$ -- accumulator that is promoted into the slice's fp32 one with
-$ -- scale_a[row] * scale_b[n-block] (two-level accumulation). Epilogue: bf16 through a 128B-swizzled staging buffer and
-$ -- TMA stores (partial masked tiles: plain stores of the valid rows).
+$ -- e4m3: each 128-k block of each chunk (m64 slice x the tile's columns, or
+$ -- half of them) goes into one scratch accumulator that is promoted into the
+$ -- fp32 one with scale_a[row] * scale_b[n-block] (two-level accumulation).
+$ -- Epilogue: bf16 through a 64B-swizzled staging buffer and TMA stores
+$ -- (partial masked tiles: plain stores of the valid rows).
 $ -- cluster = 2: two CTAs of a cluster take two neighbouring n-tiles of one
 $ -- m-tile; each loads half of the shared A tile and multicasts it to both,
 $ -- so A crosses L2 once per pair (on the H200 this measured 0.88-1.03x of
@@ -28,8 +29,14 @@ $ local wg_rows = bm // wg          -- rows of the tile one math warpgroup owns
 $ local msub = wg_rows // 64        -- wgmma m64 slices per math warpgroup
 $ local kstep = fp8 and 32 or 16    -- K of one wgmma
 $ local nacc = bn // 2              -- fp32 accumulators per thread per m64 slice
+$ -- e4m3 promotes through one scratch accumulator of `width` columns: the
+$ -- tile's width, or half of it where one 64-row slice per warpgroup and its
+$ -- scratch would reach 192 registers (bn >= 192: ptxas spills there).
+$ local nsub = (fp8 and msub == 1 and 2 * nacc >= 192) and 2 or 1
+$ local width = bn // nsub          -- columns of one wgmma
+$ local nreg = width // 2           -- its fp32 accumulators per thread
 $ local ab = fp8 and "e4m3" or "bf16"
-$ local one_sb = 128 % bn == 0      -- e4m3: the tile lies inside one 128-column scale block
+$ local one_sb = 128 % width == 0   -- e4m3: each chunk lies inside one 128-column scale block
 $ local threads = 128 * (wg + 1)
 $ -- The register file (64K) split: producer first, the rest over the math
 $ -- warpgroups in multiples of 8, at most 240.
@@ -220,24 +227,24 @@ template <int N> __device__ __forceinline__ void mf_wgmma_wait()
 }
 
 // Keeps the compiler from moving accumulator reads or writes across a wait.
-__device__ __forceinline__ void mf_fence_regs(float (&acc)[$(nacc)])
+template <int N> __device__ __forceinline__ void mf_fence_regs(float (&acc)[N])
 {
 #pragma unroll
-    for (int i = 0; i < $(nacc); i++)
+    for (int i = 0; i < N; i++)
         asm volatile("" : "+f"(acc[i])::"memory");
 }
 
 $ local regs, outs = {}, {}
-$ for i = 0, nacc - 1 do regs[#regs + 1] = "%" .. i; outs[#outs + 1] = '"+f"(d[' .. i .. '])' end
-// d (64 x BN slice, fp32) = (scale_d ? d : 0) + A (64 x kstep) . B (BN x kstep)^T
-__device__ __forceinline__ void mf_wgmma(float (&d)[$(nacc)], unsigned a_lo, unsigned b_lo,
+$ for i = 0, nreg - 1 do regs[#regs + 1] = "%" .. i; outs[#outs + 1] = '"+f"(d[' .. i .. '])' end
+// d (64 x width, fp32) = (scale_d ? d : 0) + A (64 x kstep) . B (width x kstep)^T
+__device__ __forceinline__ void mf_wgmma(float (&d)[$(nreg)], unsigned a_lo, unsigned b_lo,
                                          int scale_d)
 {
     const unsigned long long desc_a = (unsigned long long)MF_DESC_HI << 32 | a_lo;
     const unsigned long long desc_b = (unsigned long long)MF_DESC_HI << 32 | b_lo;
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %$(nacc + 2), 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n$(bn)k$(kstep).f32.$(ab).$(ab) "
-                 "{$(table.concat(regs, ", "))}, %$(nacc), %$(nacc + 1), p, 1, 1$(fp8 and "" or ", 0, 0");\n}\n"
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %$(nreg + 2), 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n$(width)k$(kstep).f32.$(ab).$(ab) "
+                 "{$(table.concat(regs, ", "))}, %$(nreg), %$(nreg + 1), p, 1, 1$(fp8 and "" or ", 0, 0");\n}\n"
                  : $(table.concat(outs, ", "))
                  : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
@@ -356,40 +363,48 @@ struct mf_math {
 };
 
 $ if fp8 then
-// acc += part * scale_a[row] * scale_b[n-block of the column].
-__device__ __forceinline__ void mf_promote(float (&acc)[$(nacc)], const float (&part)[$(nacc)],
-                                           float sa_lo, float sa_hi, float sb0, float sb1,
-                                           int n0_in_block)
+// acc[first, first + $(nreg)) += part * scale_a[row] * scale_b[n-block of the
+// column]; the chunk's columns start `col` columns into the block of sb0.
+__device__ __forceinline__ void mf_promote(float (&acc)[$(nacc)], int first,
+                                           const float (&part)[$(nreg)], float sa_lo, float sa_hi,
+                                           float sb0, float sb1, int col)
 {
 $   if one_sb then
     const float lo = sa_lo * sb0, hi = sa_hi * sb0;
 #pragma unroll
-    for (int j = 0; j < $(bn // 8); j++) {
+    for (int j = 0; j < $(width // 8); j++) {
 $   else
     const float lo0 = sa_lo * sb0, hi0 = sa_hi * sb0, lo1 = sa_lo * sb1, hi1 = sa_hi * sb1;
 #pragma unroll
-    for (int j = 0; j < $(bn // 8); j++) {
-        const bool first = n0_in_block + j * 8 < 128;
-        const float lo = first ? lo0 : lo1, hi = first ? hi0 : hi1;
+    for (int j = 0; j < $(width // 8); j++) {
+        const bool in_first = col + j * 8 < 128;
+        const float lo = in_first ? lo0 : lo1, hi = in_first ? hi0 : hi1;
 $   end
-        acc[j * 4 + 0] += part[j * 4 + 0] * lo;
-        acc[j * 4 + 1] += part[j * 4 + 1] * lo;
-        acc[j * 4 + 2] += part[j * 4 + 2] * hi;
-        acc[j * 4 + 3] += part[j * 4 + 3] * hi;
+        acc[first + j * 4 + 0] += part[j * 4 + 0] * lo;
+        acc[first + j * 4 + 1] += part[j * 4 + 1] * lo;
+        acc[first + j * 4 + 2] += part[j * 4 + 2] * hi;
+        acc[first + j * 4 + 3] += part[j * 4 + 3] * hi;
     }
 }
+
+// Weight scales of one column chunk for one tile: the chunk's first
+// 128-column block (and the next, clamped to the last; one_sb: the same).
+struct mf_chunk_scales {
+    const float *first, *next;
+    int col; // the chunk's first column within its first block
+};
 $ end
 
 $ if fp8 then
-// Issues one m64 slice's wgmmas over a stage into d (one commit group),
-// starting d afresh: each 128-k block is promoted on its own.
-__device__ __forceinline__ void mf_issue_slice(unsigned a_slice, unsigned b_stage,
-                                               float (&d)[$(nacc)])
+// Issues the wgmmas of one m64 slice x one column chunk over a stage into d
+// (one commit group), starting d afresh: each 128-k block is promoted on its own.
+__device__ __forceinline__ void mf_issue_chunk(unsigned a_slice, unsigned b_chunk,
+                                               float (&d)[$(nreg)])
 {
     mf_wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < BK / $(kstep); ks++) // 32 bytes of K each: + 2 in a descriptor
-        mf_wgmma(d, a_slice + ks * 2, b_stage + ks * 2, ks > 0);
+        mf_wgmma(d, a_slice + ks * 2, b_chunk + ks * 2, ks > 0);
     mf_wgmma_commit();
 }
 $ else
@@ -428,16 +443,16 @@ $ end
 }
 
 $ if fp8 then
-// One stage, slice by slice into the one scratch accumulator: issue, wait,
-// read the slice's activation scales, promote (the stage is freed before the
-// last slice's promotion). The other math warpgroups' wgmmas keep the
-// tensor cores busy meanwhile; a scratch per slice would not fit the
-// registers of 128-row slices (2 x 2 x bn / 2 per thread).
+// One stage, chunk by chunk (m64 slice x column chunk) into the one scratch
+// accumulator: issue, wait, promote (the stage is freed before the last
+// chunk's promotion). The other math warpgroups' wgmmas keep the tensor
+// cores busy meanwhile; a scratch per chunk would not fit the registers.
 __device__ __forceinline__ void mf_stage_fp8(const mf_descs &descs, const unsigned char *sa_base,
                                              unsigned long long *full, unsigned long long *empty,
-                                             const mf_ring &ring, const mf_math &m, int n0,
-                                             float (&part)[$(nacc)],
-                                             float (&acc)[$(msub)][$(nacc)], float sb0, float sb1)
+                                             const mf_ring &ring, const mf_math &m,
+                                             const mf_chunk_scales (&cs)[$(nsub)],
+                                             const float (&sb)[$(nsub)][2], float (&part)[$(nreg)],
+                                             float (&acc)[$(msub)][$(nacc)])
 {
     mf_bar_wait(&full[ring.stage], ring.phase);
     const unsigned a_stage = descs.a + ring.stage * (A_STAGE / 16);
@@ -445,13 +460,16 @@ __device__ __forceinline__ void mf_stage_fp8(const mf_descs &descs, const unsign
     const float *sa = (const float *)(sa_base + ring.stage * SA_STAGE) + m.wg * $(wg_rows);
 #pragma unroll
     for (int i = 0; i < $(msub); i++) {
-        mf_issue_slice(a_stage + i * (64 * 128 / 16), b_stage, part);
-        mf_wgmma_wait<0>();
-        mf_fence_regs(part);
         const float sa_lo = sa[i * 64 + m.row], sa_hi = sa[i * 64 + m.row + 8];
-        if (i == $(msub) - 1)
-            mf_release(empty, ring.stage, m.tid);
-        mf_promote(acc[i], part, sa_lo, sa_hi, sb0, sb1, n0 % 128);
+#pragma unroll
+        for (int c = 0; c < $(nsub); c++) {
+            mf_issue_chunk(a_stage + i * (64 * 128 / 16), b_stage + c * ($(width) * 128 / 16), part);
+            mf_wgmma_wait<0>();
+            mf_fence_regs(part);
+            if (i == $(msub) - 1 && c == $(nsub) - 1)
+                mf_release(empty, ring.stage, m.tid);
+            mf_promote(acc[i], c * $(nreg), part, sa_lo, sa_hi, sb[c][0], sb[c][1], cs[c].col);
+        }
     }
 }
 $ end
@@ -472,14 +490,26 @@ __device__ __forceinline__ void mf_mainloop(const mf_sm90_params &p, const mf_ti
         for (int j = 0; j < $(nacc); j++)
             acc[i][j] = 0.0f;
 $ if fp8 then
-    const int nb = t.n0 / 128, n_blocks = p.n / 128;
-    const float *sb = p.b_scale + ((long long)t.expert * n_blocks + nb) * k_blocks;
-    const float *sb_next = $(one_sb and "sb" or "nb + 1 < n_blocks ? sb + k_blocks : sb");
+    const int n_blocks = p.n / 128;
+    const float *b_scale = p.b_scale + (long long)t.expert * n_blocks * k_blocks;
+    mf_chunk_scales cs[$(nsub)];
+#pragma unroll
+    for (int c = 0; c < $(nsub); c++) {
+        const int col = t.n0 + c * $(width), nb = col / 128;
+        cs[c].first = b_scale + (long long)nb * k_blocks;
+        cs[c].next = $(one_sb and "cs[c].first" or "nb + 1 < n_blocks ? cs[c].first + k_blocks : cs[c].first");
+        cs[c].col = col % 128;
+    }
     const unsigned char *sa_base = smem + SA_OFFSET;
-    float part[$(nacc)];
+    float part[$(nreg)];
     for (int kb = 0; kb < k_blocks; kb++, ring.advance()) {
-        const float sb0 = __ldg(sb + kb), sb1 = __ldg(sb_next + kb); // in flight during the wait
-        mf_stage_fp8(descs, sa_base, full, empty, ring, m, t.n0, part, acc, sb0, sb1);
+        float sb[$(nsub)][2]; // in flight during the wait
+#pragma unroll
+        for (int c = 0; c < $(nsub); c++) {
+            sb[c][0] = __ldg(cs[c].first + kb);
+            sb[c][1] = $(one_sb and "sb[c][0]" or "__ldg(cs[c].next + kb)");
+        }
+        mf_stage_fp8(descs, sa_base, full, empty, ring, m, cs, sb, part, acc);
     }
 $ else
     int previous = -1; // stage of the wgmma group still in flight

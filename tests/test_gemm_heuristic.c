@@ -29,18 +29,23 @@ static const row portable_table[] = {
     {MF_DTYPE_E4M3, 4, 4096, 7168, 256, {32, 128, 1, 4, 4, MF_GEMM_PORTABLE}},
 };
 
-static void check_table(const row *table, size_t rows, int cc)
+static void check_table_in(mf_layout layout, const row *table, size_t rows, int cc)
 {
     for (size_t i = 0; i < rows; i++) {
         const row *r = &table[i];
         mf_gemm_config got;
-        cr_assert_eq(mf_gemm_choose(r->dtype, MF_LAYOUT_MASKED, r->m, r->n, r->k, r->groups, 132, cc,
-                                    &got), MF_OK, "%s", mf_last_error());
+        cr_assert_eq(mf_gemm_choose(r->dtype, layout, r->m, r->n, r->k, r->groups, 132, cc, &got),
+                     MF_OK, "%s", mf_last_error());
         cr_expect(memcmp(&got, &r->want, sizeof got) == 0,
                   "cc %d row %zu (m=%d n=%d k=%d g=%d): got bm=%d bn=%d wm=%d wn=%d stages=%d "
                   "family=%d", cc, i, r->m, r->n, r->k, r->groups, got.bm, got.bn, got.wm, got.wn,
                   got.stages, (int)got.family);
     }
+}
+
+static void check_table(const row *table, size_t rows, int cc)
+{
+    check_table_in(MF_LAYOUT_MASKED, table, rows, cc);
 }
 
 /* Hopper (cc 9.0): each pick was the fastest config of its shape in the H200
@@ -65,6 +70,20 @@ Test(gemm_heuristic, portable_table_of_shapes)
 Test(gemm_heuristic, hopper_table_of_shapes)
 {
     check_table(hopper_table, sizeof hopper_table / sizeof hopper_table[0], HOPPER_CC);
+}
+
+/* Contiguous e4m3 on Hopper: segments are 128-row aligned, so no 256-row
+ * tiles; 128x256 (two column chunks) was the fastest there in the H200 sweeps. */
+static const row hopper_contiguous_table[] = {
+    {MF_DTYPE_E4M3, 1024, 4096, 7168, 1, {128, 256, 2, 1, 3, MF_GEMM_SM90}},
+    {MF_DTYPE_E4M3, 1024, 7168, 2048, 1, {128, 256, 2, 1, 3, MF_GEMM_SM90}},
+    {MF_DTYPE_E4M3, 256, 1536, 2048, 128, {128, 256, 2, 1, 3, MF_GEMM_SM90}},
+};
+
+Test(gemm_heuristic, hopper_contiguous_table_of_shapes)
+{
+    check_table_in(MF_LAYOUT_CONTIGUOUS, hopper_contiguous_table,
+                   sizeof hopper_contiguous_table / sizeof hopper_contiguous_table[0], HOPPER_CC);
 }
 
 /* Every choice, on either kind of device, is a config of the families and

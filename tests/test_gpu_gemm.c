@@ -253,6 +253,20 @@ Test(gpu_gemm, e4m3_masked_two_slices_per_warpgroup_pairs)
     run_case(&(gemm_case){8, 2048, 384, 0, E4M3, pair_counts, 0, &slices_e4m3_pair});
 }
 
+/* e4m3 tiles of bn >= 192: two column chunks per 64-row slice through one
+ * scratch; 96-wide chunks of 192-wide tiles start 0, 32, 64 or 96 columns
+ * into a 128-column weight-scale block, and some straddle two. */
+static const mf_gemm_config chunks_e4m3_192 = {128, 192, 2, 1, 4, MF_GEMM_SM90};
+static const mf_gemm_config chunks_e4m3_256_pair = {128, 256, 2, 2, 3, MF_GEMM_SM90};
+Test(gpu_gemm, e4m3_contiguous_column_chunks_straddling_scale_blocks)
+{
+    run_case(&(gemm_case){8, 3456, 384, 1, E4M3, pair_counts, 0, &chunks_e4m3_192});
+}
+Test(gpu_gemm, e4m3_masked_column_chunks_pairs)
+{
+    run_case(&(gemm_case){8, 2048, 512, 0, E4M3, pair_counts, 0, &chunks_e4m3_256_pair});
+}
+
 /* Both families (portable mma.sync and sm90 wgmma), each config on its own:
  * N a multiple of bn and of 128 (twice that when small); 65 and 150 rows leave
  * partial tiles of every bm; bn = 192 and 224 tiles straddle two e4m3
