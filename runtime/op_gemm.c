@@ -112,8 +112,11 @@ static int blocks_per_sm(mf_dtype dtype, const mf_gemm_config *c)
 
 /* How close a tile runs to the family's best, from its arithmetic intensity
  * I = bm*bn/(bm+bn): portable tiles saturate at 128x128 (I = 64); wgmma tiles
- * follow I / (I + 12), fitted to the H200 sweep of 8 x 512 x 4096 x 7168
- * (128x128 at 0.96 and 64x256 at 0.93 of 128x256), normalized to 128x256.
+ * follow I / (I + c), normalized to 128x256: bf16 c = 12, fitted to the H200
+ * sweep of 8 x 512 x 4096 x 7168 (128x128 at 0.96 and 64x256 at 0.93 of
+ * 128x256); e4m3 c = 50, fitted to 4 x 8192 x 4096 x 7168 (128x128 at 0.89
+ * and 192x128 at 0.97 of 256x128): each B or A stage's reuse also spreads
+ * the promotion's fixed cost.
  * e4m3 with one math warpgroup ran at 0.74 of two in that sweep: nothing
  * else issues wgmmas while its only warpgroup promotes. Clusters of two (A
  * multicast) ran at 0.88-1.03 (mean 0.96) of the same tile alone over six
@@ -123,10 +126,10 @@ static double tile_efficiency(mf_dtype dtype, const mf_gemm_config *c)
 {
     double intensity = (double)c->bm * c->bn / (c->bm + c->bn);
     if (c->family == MF_GEMM_SM90) {
-        const double best = 256.0 * 128 / 384;
+        const double best = 256.0 * 128 / 384, knee = dtype == MF_DTYPE_E4M3 ? 50.0 : 12.0;
         double lone_promoter = dtype == MF_DTYPE_E4M3 && c->wm == 1 ? 0.74 : 1.0;
         double paired = c->wn > 1 ? 0.96 : 1.0;
-        return intensity / (intensity + 12.0) / (best / (best + 12.0)) * lone_promoter * paired;
+        return intensity / (intensity + knee) / (best / (best + knee)) * lone_promoter * paired;
     }
     return intensity < 64.0 ? intensity / 64.0 : 1.0;
 }
