@@ -221,56 +221,54 @@ Test(gpu_gemm, e4m3_contiguous_k7168) { run_case(&(gemm_case){3, 256, 7168, 1, E
 /* Clusters of two CTAs (sm90, wn = 2: A multicast to the pair) walking many
  * more tile pairs than clusters fit at once, with empty experts, partial
  * tiles and, for the three-warpgroup tile, 96-row halves of A. */
-static const mf_gemm_config pair_e4m3 = {128, 128, 2, 2, 5, MF_GEMM_SM90};
-static const mf_gemm_config pair_e4m3_wg3 = {192, 128, 3, 2, 4, MF_GEMM_SM90};
-static const mf_gemm_config pair_bf16 = {128, 224, 2, 2, 3, MF_GEMM_SM90};
 static const int pair_counts[] = {0, 600, 129, 0, 300, 1, 512, 77};
+
+/* One forced config over the 8 experts of pair_counts. */
+static void eight_experts(mf_dtype dtype, int n, int k, int contiguous, mf_gemm_config config)
+{
+    run_case(&(gemm_case){8, n, k, contiguous, dtype, pair_counts, 0, &config});
+}
+
 Test(gpu_gemm, e4m3_masked_cluster_pairs_many_tiles)
 {
-    run_case(&(gemm_case){8, 2048, 512, 0, E4M3, pair_counts, 0, &pair_e4m3});
+    eight_experts(E4M3, 2048, 512, 0, (mf_gemm_config){128, 128, 2, 2, 5, MF_GEMM_SM90});
 }
 Test(gpu_gemm, e4m3_masked_cluster_pairs_three_warpgroups)
 {
-    run_case(&(gemm_case){8, 2048, 384, 0, E4M3, pair_counts, 0, &pair_e4m3_wg3});
+    eight_experts(E4M3, 2048, 384, 0, (mf_gemm_config){192, 128, 3, 2, 4, MF_GEMM_SM90});
 }
 Test(gpu_gemm, bf16_contiguous_cluster_pairs_many_tiles)
 {
-    run_case(&(gemm_case){8, 3584, 256, 1, BF16, pair_counts, 0, &pair_bf16});
+    eight_experts(BF16, 3584, 256, 1, (mf_gemm_config){128, 224, 2, 2, 3, MF_GEMM_SM90});
 }
 
-/* e4m3 256-row tiles: each math warpgroup promotes two 64-row slices through
- * one scratch accumulator, one after the other; experts of several m-tiles
- * (600, 512 rows), slices left empty or partial (77, 129, 300), alone and in
- * clusters of two. */
-static const mf_gemm_config slices_e4m3 = {256, 128, 2, 1, 3, MF_GEMM_SM90};
-static const mf_gemm_config slices_e4m3_pair = {256, 128, 2, 2, 3, MF_GEMM_SM90};
+/* e4m3 promotes each 128-k block chunk by chunk through one scratch
+ * accumulator. 256-row tiles: two 64-row slices per math warpgroup, over
+ * experts of several m-tiles (600, 512 rows) and slices left empty or partial
+ * (77, 129, 300), alone and in clusters of two. bn >= 192: two column chunks
+ * per slice; the 96-wide chunks of 192-wide tiles start 0, 32, 64 or 96
+ * columns into a 128-column weight-scale block, and some straddle two. */
 Test(gpu_gemm, e4m3_masked_two_slices_per_warpgroup)
 {
-    run_case(&(gemm_case){8, 1024, 640, 0, E4M3, pair_counts, 0, &slices_e4m3});
+    eight_experts(E4M3, 1024, 640, 0, (mf_gemm_config){256, 128, 2, 1, 3, MF_GEMM_SM90});
 }
 Test(gpu_gemm, e4m3_masked_two_slices_per_warpgroup_pairs)
 {
-    run_case(&(gemm_case){8, 2048, 384, 0, E4M3, pair_counts, 0, &slices_e4m3_pair});
+    eight_experts(E4M3, 2048, 384, 0, (mf_gemm_config){256, 128, 2, 2, 3, MF_GEMM_SM90});
 }
-
-/* e4m3 tiles of bn >= 192: two column chunks per 64-row slice through one
- * scratch; 96-wide chunks of 192-wide tiles start 0, 32, 64 or 96 columns
- * into a 128-column weight-scale block, and some straddle two. */
-static const mf_gemm_config chunks_e4m3_192 = {128, 192, 2, 1, 4, MF_GEMM_SM90};
-static const mf_gemm_config chunks_e4m3_256_pair = {128, 256, 2, 2, 3, MF_GEMM_SM90};
 Test(gpu_gemm, e4m3_contiguous_column_chunks_straddling_scale_blocks)
 {
-    run_case(&(gemm_case){8, 3456, 384, 1, E4M3, pair_counts, 0, &chunks_e4m3_192});
+    eight_experts(E4M3, 3456, 384, 1, (mf_gemm_config){128, 192, 2, 1, 4, MF_GEMM_SM90});
 }
 Test(gpu_gemm, e4m3_masked_column_chunks_pairs)
 {
-    run_case(&(gemm_case){8, 2048, 512, 0, E4M3, pair_counts, 0, &chunks_e4m3_256_pair});
+    eight_experts(E4M3, 2048, 512, 0, (mf_gemm_config){128, 256, 2, 2, 3, MF_GEMM_SM90});
 }
 
 /* Both families (portable mma.sync and sm90 wgmma), each config on its own:
  * N a multiple of bn and of 128 (twice that when small); 65 and 150 rows leave
- * partial tiles of every bm; bn = 192 and 224 tiles straddle two e4m3
- * weight-scale blocks. */
+ * partial tiles of every bm; e4m3 bn = 192 tiles straddle two weight-scale
+ * blocks. */
 static void every_config(mf_dtype dtype, int contiguous)
 {
     mf_gemm_config configs[32];
