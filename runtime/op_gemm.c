@@ -50,7 +50,8 @@ static const mf_gemm_config e4m3_sm90[] = {
     {192, 128, 3, 1, 4, MF_GEMM_SM90}, {192, 128, 3, 2, 4, MF_GEMM_SM90},
     {128, 192, 2, 1, 4, MF_GEMM_SM90}, {128, 192, 2, 2, 4, MF_GEMM_SM90},
     {128, 128, 2, 1, 5, MF_GEMM_SM90}, {128, 128, 2, 2, 5, MF_GEMM_SM90},
-    {64, 192, 1, 1, 6, MF_GEMM_SM90},  {64, 128, 1, 1, 8, MF_GEMM_SM90},
+    {64, 256, 1, 1, 4, MF_GEMM_SM90},  {64, 192, 1, 1, 6, MF_GEMM_SM90},
+    {64, 128, 1, 1, 8, MF_GEMM_SM90},
 };
 #define COUNT(list) ((int)(sizeof list / sizeof list[0]))
 

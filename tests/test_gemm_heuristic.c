@@ -58,7 +58,7 @@ static const row hopper_table[] = {
     {MF_DTYPE_BF16, 100, 96, 128, 1, {64, 32, 2, 1, 4, MF_GEMM_PORTABLE}},
     {MF_DTYPE_E4M3, 1024, 4096, 7168, 1, {256, 128, 2, 1, 3, MF_GEMM_SM90}},
     {MF_DTYPE_E4M3, 1024, 7168, 2048, 1, {256, 128, 2, 1, 3, MF_GEMM_SM90}},
-    {MF_DTYPE_E4M3, 64, 7168, 2048, 32, {64, 128, 1, 1, 8, MF_GEMM_SM90}},
+    {MF_DTYPE_E4M3, 64, 4096, 7168, 32, {64, 256, 1, 1, 4, MF_GEMM_SM90}},
     {MF_DTYPE_E4M3, 256, 1536, 2048, 128, {256, 128, 2, 1, 3, MF_GEMM_SM90}},
 };
 
