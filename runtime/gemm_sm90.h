@@ -9,12 +9,6 @@
  * family's swizzle row; the portable family's stage row). */
 #define MF_GEMM_ROW_BYTES 128
 
-/* The epilogue stages the whole tile when it fits beside the ring and a
- * masked tile prefix of MF_SM90_PREFIX_RESERVE experts, else this many
- * columns at a time (templates/gemm_sm90.cu, pass_cols). */
-#define MF_SM90_STAGED_COLUMNS 128
-#define MF_SM90_PREFIX_RESERVE 1024
-
 /* The most dynamic shared memory one block may opt into on sm_90. */
 #define MF_SM90_SMEM_LIMIT (227 * 1024)
 

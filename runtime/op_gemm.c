@@ -38,11 +38,11 @@ static const mf_gemm_config e4m3_portable[] = {
  * (e4m3 128x224, two waves of N = 7168 x 1024 rows, ran at 0.90-0.97x of
  * 128x256: its chunks straddle weight-scale blocks.) */
 static const mf_gemm_config bf16_sm90[] = {
-    {128, 256, 2, 1, 4, MF_GEMM_SM90}, {128, 256, 2, 2, 4, MF_GEMM_SM90},
-    {128, 224, 2, 1, 4, MF_GEMM_SM90}, {128, 224, 2, 2, 4, MF_GEMM_SM90},
+    {128, 256, 2, 1, 3, MF_GEMM_SM90}, {128, 256, 2, 2, 3, MF_GEMM_SM90},
+    {128, 224, 2, 1, 3, MF_GEMM_SM90}, {128, 224, 2, 2, 3, MF_GEMM_SM90},
     {128, 192, 2, 1, 4, MF_GEMM_SM90}, {128, 192, 2, 2, 4, MF_GEMM_SM90},
-    {128, 128, 2, 1, 6, MF_GEMM_SM90}, {128, 128, 2, 2, 6, MF_GEMM_SM90},
-    {64, 256, 1, 1, 5, MF_GEMM_SM90},  {64, 128, 1, 1, 8, MF_GEMM_SM90},
+    {128, 128, 2, 1, 5, MF_GEMM_SM90}, {128, 128, 2, 2, 5, MF_GEMM_SM90},
+    {64, 256, 1, 1, 4, MF_GEMM_SM90},  {64, 128, 1, 1, 6, MF_GEMM_SM90},
 };
 static const mf_gemm_config e4m3_sm90[] = {
     {256, 128, 2, 1, 3, MF_GEMM_SM90}, {256, 128, 2, 2, 3, MF_GEMM_SM90},

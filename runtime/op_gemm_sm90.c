@@ -17,24 +17,14 @@ static int is_fp8(mf_dtype dtype)
     return dtype == MF_DTYPE_E4M3;
 }
 
-/* Shared memory of the ring, the epilogue's staging tile of `columns`, and
- * the masked tile prefix of `experts`. */
-static unsigned smem_with(mf_dtype dtype, const mf_gemm_config *c, unsigned columns, int experts)
+unsigned mf_gemm_sm90_smem(mf_dtype dtype, mf_layout layout, const mf_gemm_config *c, int experts)
 {
     unsigned stage = (unsigned)(c->bm + c->bn) * MF_GEMM_ROW_BYTES +
                      (is_fp8(dtype) ? (unsigned)c->bm * 4 : 0);
+    unsigned staging = (unsigned)(c->bm * c->bn) * 2;
     unsigned barriers = (unsigned)c->stages * 2 * 8;
-    unsigned staging = (unsigned)c->bm * columns * 2;
-    return ALIGN_SLACK + (unsigned)c->stages * stage + barriers + staging + (unsigned)(experts + 1) * 4;
-}
-
-unsigned mf_gemm_sm90_smem(mf_dtype dtype, mf_layout layout, const mf_gemm_config *c, int experts)
-{
-    unsigned columns = (unsigned)c->bn;
-    if (c->bn > MF_SM90_STAGED_COLUMNS &&
-        smem_with(dtype, c, columns, MF_SM90_PREFIX_RESERVE) > MF_SM90_SMEM_LIMIT)
-        columns = MF_SM90_STAGED_COLUMNS;
-    return smem_with(dtype, c, columns, layout == MF_LAYOUT_MASKED ? experts : -1);
+    unsigned prefix = layout == MF_LAYOUT_MASKED ? (unsigned)(experts + 1) * 4 : 0;
+    return ALIGN_SLACK + (unsigned)c->stages * stage + staging + barriers + prefix;
 }
 
 /* Kernel parameters: the same members, in order, as mf_sm90_params in

@@ -36,14 +36,6 @@ $ local nsub = (fp8 and msub == 1 and 2 * nacc >= 192) and 2 or 1
 $ local width = bn // nsub          -- columns of one wgmma
 $ local nreg = width // 2           -- its fp32 accumulators per thread
 $ local ab = fp8 and "e4m3" or "bf16"
-$ -- The epilogue stages the whole tile when it fits beside the ring (and a
-$ -- masked tile prefix of 1024 experts), else 128 columns at a time: that is
-$ -- what leaves bf16 128x256 a fourth stage. runtime/op_gemm_sm90.c sizes
-$ -- shared memory by the same rule.
-$ local stage_bytes = (bm + bn) * 128 + (fp8 and bm * 4 or 0)
-$ local whole_tile = 1024 + stages * (stage_bytes + 16) + bm * bn * 2 + 4 * 1025
-$ local pass_cols = (bn <= 128 or whole_tile <= 227 * 1024) and bn or 128
-$ local passes = (bn + pass_cols - 1) // pass_cols
 $ local one_sb = 128 % width == 0   -- e4m3: each chunk lies inside one 128-column scale block
 $ local threads = 128 * (wg + 1)
 $ -- The register file (64K) split: producer first, the rest over the math
@@ -62,12 +54,12 @@ $ include("gemm_common.cuh")
 #define A_STAGE (BM * 128)
 #define B_STAGE (BN * 128)
 #define SA_STAGE $(fp8 and "(BM * 4)" or "0")
-#define D_WG_BYTES ($(wg_rows) * $(pass_cols) * 2) // one math warpgroup's staging buffer
+#define D_WG_BYTES ($(wg_rows) * BN * 2) // one math warpgroup's staging buffer
 // Shared memory, in this order: A stages, B stages, the bf16 staging tile (all
 // 1024-aligned, as the 128B swizzle needs), activation-scale stages, mbarriers.
 #define B_OFFSET (STAGES * A_STAGE)
 #define D_OFFSET (STAGES * (A_STAGE + B_STAGE))
-#define SA_OFFSET (D_OFFSET + BM * $(pass_cols) * 2)
+#define SA_OFFSET (D_OFFSET + BM * BN * 2)
 #define BAR_OFFSET (SA_OFFSET + STAGES * SA_STAGE)
 #define GROUP_M 8                   // m-tiles walked together (L2 reuse of B)
 #define CLUSTER $(cluster)          // CTAs along N sharing each A tile
@@ -546,13 +538,10 @@ __device__ __forceinline__ int mf_staging_offset(int r, int col)
     return chunk * $(wg_rows) * 64 + r * 64 + ((unit ^ ((r >> 1) & 3)) << 4) + (col & 7) * 2;
 }
 
-// Columns [C0, C0 + COLS) of this warpgroup's rows to D: bf16 into staging,
-// then TMA stores (all rows valid) or plain 16-byte stores of the valid
-// rows. It first waits until earlier stores have read the staging buffer.
-template <int C0, int COLS>
-__device__ __forceinline__ void mf_store_columns(const mf_sm90_params &p, const mf_tile &t,
-                                                 const mf_math &m, unsigned char *staging,
-                                                 float (&acc)[$(msub)][$(nacc)], int valid)
+// This warpgroup's rows of the tile to D: bf16 into staging, then TMA stores
+// (all rows valid) or plain 16-byte stores of the valid rows.
+__device__ void mf_epilogue(const mf_sm90_params &p, const mf_tile &t, const mf_math &m,
+                            unsigned char *staging, float (&acc)[$(msub)][$(nacc)])
 {
     const int lane = m.tid & 31;
     if (m.tid == 0)
@@ -561,40 +550,32 @@ __device__ __forceinline__ void mf_store_columns(const mf_sm90_params &p, const 
 #pragma unroll
     for (int i = 0; i < $(msub); i++)
 #pragma unroll
-        for (int j = C0 / 8; j < (C0 + COLS) / 8; j++)
+        for (int j = 0; j < $(bn // 8); j++)
 #pragma unroll
             for (int half = 0; half < 2; half++) {
-                const int r = i * 64 + m.row + half * 8, col = j * 8 - C0 + (lane & 3) * 2;
+                const int r = i * 64 + m.row + half * 8, col = j * 8 + (lane & 3) * 2;
                 *(unsigned *)(staging + mf_staging_offset(r, col)) =
                     mf_pack_bf16x2(acc[i][j * 4 + half * 2], acc[i][j * 4 + half * 2 + 1]);
             }
+    const int first_row = t.m0 + m.wg * $(wg_rows);
+    const int valid = min(t.row_limit - first_row, $(wg_rows));
     mf_fence_async_shared();
     mf_warpgroup_sync(m.wg);
     if (valid == $(wg_rows)) {
         if (m.tid == 0) {
 #pragma unroll
-            for (int c = 0; c < COLS / 32; c++)
-                mf_tma_store(&p.tm_d, t.n0 + C0 + c * 32, t.a_row + m.wg * $(wg_rows),
+            for (int c = 0; c < BN / 32; c++)
+                mf_tma_store(&p.tm_d, t.n0 + c * 32, t.a_row + m.wg * $(wg_rows),
                              staging + c * $(wg_rows) * 64);
             mf_tma_store_commit();
         }
         return;
     }
-    for (int u = m.tid; u < valid * (COLS / 8); u += 128) {
-        const int r = u / (COLS / 8), col = u % (COLS / 8) * 8;
+    for (int u = m.tid; u < valid * (BN / 8); u += 128) {
+        const int r = u / (BN / 8), col = u % (BN / 8) * 8;
         const mf_bf16x8 v = *(const mf_bf16x8 *)(staging + mf_staging_offset(r, col));
-        *(mf_bf16x8 *)(p.d + (long long)(t.a_row + m.wg * $(wg_rows) + r) * p.n + t.n0 + C0 + col) = v;
+        *(mf_bf16x8 *)(p.d + (long long)(t.a_row + m.wg * $(wg_rows) + r) * p.n + t.n0 + col) = v;
     }
-}
-
-// This warpgroup's rows of the tile to D, $(pass_cols) columns at a time.
-__device__ void mf_epilogue(const mf_sm90_params &p, const mf_tile &t, const mf_math &m,
-                            unsigned char *staging, float (&acc)[$(msub)][$(nacc)])
-{
-    const int valid = min(t.row_limit - (t.m0 + m.wg * $(wg_rows)), $(wg_rows));
-$ for pass = 0, passes - 1 do
-    mf_store_columns<$(pass * pass_cols), $(math.min(pass_cols, bn - pass * pass_cols))>(p, t, m, staging, acc, valid);
-$ end
 }
 
 __device__ void mf_consume(const mf_sm90_params &p, const mf_schedule &s, unsigned char *smem,

@@ -239,7 +239,7 @@ Test(gpu_gemm, e4m3_masked_cluster_pairs_three_warpgroups)
 }
 Test(gpu_gemm, bf16_contiguous_cluster_pairs_many_tiles)
 {
-    eight_experts(BF16, 3584, 256, 1, (mf_gemm_config){128, 224, 2, 2, 4, MF_GEMM_SM90});
+    eight_experts(BF16, 3584, 256, 1, (mf_gemm_config){128, 224, 2, 2, 3, MF_GEMM_SM90});
 }
 
 /* e4m3 promotes each 128-k block chunk by chunk through one scratch

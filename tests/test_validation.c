@@ -1213,7 +1213,7 @@ VTest(gemm, sm90_config_off_hopper)
 {
     mf_context *ctx = ampere();
     mf_gemm_args a = gemm_ok();
-    a.config = &(mf_gemm_config){128, 128, 2, 1, 6, MF_GEMM_SM90};
+    a.config = &(mf_gemm_config){128, 128, 2, 1, 5, MF_GEMM_SM90};
     REFUSED(mf_gemm(ctx, &a, NULL), MF_ERR_UNSUPPORTED,
             "the sm90 family (TMA + wgmma) runs on compute capability 9.0 only, device is 8.0");
     drop(ctx);
@@ -1223,8 +1223,8 @@ VTest(gemm, sm90_config_past_shared_memory)
 {
     mf_context *ctx = hopper();
     mf_gemm_args a = gemm_ok();
-    a.experts = 16384; /* the masked tile prefix (E + 1 ints) no longer fits beside 6 stages */
-    a.config = &(mf_gemm_config){128, 128, 2, 1, 6, MF_GEMM_SM90};
+    a.experts = 16384; /* the masked tile prefix (E + 1 ints) no longer fits beside 5 stages */
+    a.config = &(mf_gemm_config){128, 128, 2, 1, 5, MF_GEMM_SM90};
     REFUSED(mf_gemm(ctx, &a, NULL), MF_ERR_UNSUPPORTED, "needs more shared memory with E = 16384");
     drop(ctx);
 }
@@ -1249,7 +1249,7 @@ VTest(gemm, cluster_config_needs_paired_n_tiles)
     mf_context *ctx = hopper();
     mf_gemm_args a = gemm_ok();
     a.n = 384;
-    a.config = &(mf_gemm_config){128, 128, 2, 2, 6, MF_GEMM_SM90};
+    a.config = &(mf_gemm_config){128, 128, 2, 2, 5, MF_GEMM_SM90};
     REFUSED(mf_gemm(ctx, &a, NULL), MF_ERR_UNSUPPORTED,
             "does not divide N = 384 (into a multiple of wn = 2 tiles)");
     drop(ctx);
