@@ -218,10 +218,59 @@ $   end
 $ end
 
 // Copies (bf16) or quantizes once and writes K times (e4m3) the 16-byte
-// vectors [first, end) of one token's row; first is a multiple of 16 (a group).
-// `prefetched` (or NULL) holds this thread's vector of the first pass, loaded
-// early by the caller so its latency hides behind the ranking. e4m3 scales go
-// to a_scale (fused) or once to token_scale [H / 128] (scatter).
+// vector v of one token's row, x, loaded by the caller. Every lane of the
+// warp calls it (e4m3: the group amax is a shuffle); in_range false only
+// takes part. e4m3 scales go to a_scale (fused) or once to token_scale
+// [H / 128] (scatter).
+__device__ __forceinline__ void mf_copy_vector(int v, bool in_range, const mf_bf16x8 &x,
+                                               int hidden_size, const mf_destination *dst,
+                                               int topk, void *__restrict__ a,
+                                               float *__restrict__ a_scale,
+                                               float *__restrict__ token_scale, int max_m,
+                                               int m_capacity)
+{
+    const int nvec = hidden_size / 8;
+$ if fp8 then
+    float f[8], amax = 0.0f;
+    if (in_range) {
+        mf_unpack_bf16x8(x, f);
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            amax = fmaxf(amax, fabsf(f[i]));
+    }
+    amax = mf_group16_amax(amax); // every lane of the warp takes part
+    if (!in_range)
+        return;
+    const float scale = mf_fp8_scale(amax, $(ue8m0 == 1 and "true" or "false"));
+    const uint2 q = mf_quantize8(f, scale);
+$   if stage == "scatter" then
+    if ((threadIdx.x & 15) == 0)
+        mf_store_keep_in_l2((unsigned *)&token_scale[v / 16], __float_as_uint(scale));
+$   end
+    for (int k = 0; k < topk; k++) {
+        if (dst[k].row < 0)
+            continue;
+        ((uint2 *)a)[(long long)dst[k].row * nvec + v] = q;
+$   if stage == "fused" then
+        if ((threadIdx.x & 15) == 0)
+            mf_store_keep_in_l2((unsigned *)a_scale + mf_scale_index(dst[k], v / 16,
+                                                                     hidden_size / 128, max_m,
+                                                                     m_capacity),
+                                __float_as_uint(scale));
+$   end
+    }
+$ else
+    if (!in_range)
+        return;
+    for (int k = 0; k < topk; k++)
+        if (dst[k].row >= 0)
+            ((mf_bf16x8 *)a)[(long long)dst[k].row * nvec + v] = x;
+$ end
+}
+
+// The vectors [first, end) of one token's row, a pass of MF_BLOCK at a time;
+// first is a multiple of 16 (a group). `prefetched` (or NULL) holds this
+// thread's vector of the first pass, loaded early by the caller.
 __device__ __forceinline__ void mf_copy_token(const mf_bf16x8 *__restrict__ row, int hidden_size,
                                               int first, int end, const mf_bf16x8 *prefetched,
                                               const mf_destination *dst, int topk,
@@ -229,49 +278,14 @@ __device__ __forceinline__ void mf_copy_token(const mf_bf16x8 *__restrict__ row,
                                               float *__restrict__ token_scale, int max_m,
                                               int m_capacity)
 {
-    const int nvec = hidden_size / 8;
     for (int base = first; base < end; base += MF_BLOCK) {
         const int v = base + threadIdx.x;
         const bool in_range = v < end;
         mf_bf16x8 x;
         if (in_range)
             x = base == first && prefetched ? *prefetched : row[v];
-$ if fp8 then
-        float f[8], amax = 0.0f;
-        if (in_range) {
-            mf_unpack_bf16x8(x, f);
-#pragma unroll
-            for (int i = 0; i < 8; i++)
-                amax = fmaxf(amax, fabsf(f[i]));
-        }
-        amax = mf_group16_amax(amax); // every lane of the warp takes part
-        if (!in_range)
-            continue;
-        const float scale = mf_fp8_scale(amax, $(ue8m0 == 1 and "true" or "false"));
-        const uint2 q = mf_quantize8(f, scale);
-$   if stage == "scatter" then
-        if ((threadIdx.x & 15) == 0)
-            mf_store_keep_in_l2((unsigned *)&token_scale[v / 16], __float_as_uint(scale));
-$   end
-        for (int k = 0; k < topk; k++) {
-            if (dst[k].row < 0)
-                continue;
-            ((uint2 *)a)[(long long)dst[k].row * nvec + v] = q;
-$   if stage == "fused" then
-            if ((threadIdx.x & 15) == 0)
-                mf_store_keep_in_l2((unsigned *)a_scale + mf_scale_index(dst[k], v / 16,
-                                                                         hidden_size / 128,
-                                                                         max_m, m_capacity),
-                                    __float_as_uint(scale));
-$   end
-        }
-$ else
-        if (!in_range)
-            continue;
-        for (int k = 0; k < topk; k++)
-            if (dst[k].row >= 0)
-                ((mf_bf16x8 *)a)[(long long)dst[k].row * nvec + v] = x;
-$ end
+        mf_copy_vector(v, in_range, x, hidden_size, dst, topk, a, a_scale, token_scale, max_m,
+                       m_capacity);
     }
 }
 
@@ -539,12 +553,26 @@ $ end
 
 $ if stage == "scatter" then
 #define MF_SCATTER_TOKENS 4 // most tokens per block
+#define MF_PREFETCH 4       // vectors per thread loaded before the wait
 static_assert(MF_SCATTER_TOKENS * MF_MAX_TOPK <= MF_BLOCK, "one thread per slot of the block");
+
+// Prefetched vector j of a block whose rows take `passes` passes of MF_BLOCK
+// vectors: pass j % passes of the block's token j / passes.
+struct mf_pass {
+    int token, v;
+};
+
+__device__ __forceinline__ mf_pass mf_pass_of(int j, int passes)
+{
+    return {j / passes, j % passes * MF_BLOCK + (int)threadIdx.x};
+}
 
 // Grid: one block per tokens_per_block (1 to MF_SCATTER_TOKENS) consecutive
 // tokens, so that short rows share one chain of lookups; the m_indices rows
 // grid-strided. hidden and topk_ids, inputs of the op, were complete before
-// the rank stage passed its wait, so they are read before the scatter's.
+// the rank stage passed its wait, so they are read before the scatter's: the
+// block's whole rows, up to MF_PREFETCH passes (H <= 8192 at one token per
+// block), load while the rank and scan stages still run.
 extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing r, const int *local_rank,
                                                                  const int *prefix, const int *totals,
                                                                  const int *seg, const mf_outputs o,
@@ -554,11 +582,14 @@ extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing
     __shared__ mf_destination dst[MF_SCATTER_TOKENS * MF_MAX_TOPK];
     const int nvec = o.hidden_size / 8, first_token = blockIdx.x * tokens_per_block;
     const int count = min(tokens_per_block, r.slots / r.topk - first_token);
-    mf_bf16x8 prefetched[MF_SCATTER_TOKENS]; // latencies hide behind the wait and the lookups
+    const int passes = (nvec + MF_BLOCK - 1) / MF_BLOCK, groups = o.hidden_size / 128;
+    mf_bf16x8 prefetched[MF_PREFETCH];
 #pragma unroll
-    for (int i = 0; i < MF_SCATTER_TOKENS; i++)
-        if (i < count && (int)threadIdx.x < nvec)
-            prefetched[i] = o.hidden[(long long)(first_token + i) * nvec + threadIdx.x];
+    for (int j = 0; j < MF_PREFETCH; j++) {
+        const mf_pass q = mf_pass_of(j, passes);
+        if (q.token < count && q.v < nvec)
+            prefetched[j] = o.hidden[(long long)(first_token + q.token) * nvec + q.v];
+    }
     const int s = first_token * r.topk + threadIdx.x; // the slot this thread places
     const bool places = (int)threadIdx.x < count * r.topk;
     const int id = places ? r.topk_ids[s] : -1;
@@ -586,14 +617,22 @@ $ end
     }
     __syncthreads();
 #pragma unroll
-    for (int i = 0; i < MF_SCATTER_TOKENS; i++) // unrolled: prefetched stays in registers
-        if (i < count) {
-            const long long token = first_token + i;
-            mf_copy_token(o.hidden + token * nvec, o.hidden_size, 0, nvec, &prefetched[i],
-                          dst + i * r.topk, r.topk, o.a, o.a_scale,
-                          staging.token_scale + token * (o.hidden_size / 128), o.max_m,
-                          o.m_capacity);
-        }
+    for (int j = 0; j < MF_PREFETCH; j++) { // unrolled: prefetched stays in registers
+        const mf_pass q = mf_pass_of(j, passes);
+        if (q.token < count) // block-uniform: every lane reaches the group shuffles
+            mf_copy_vector(q.v, q.v < nvec, prefetched[j], o.hidden_size, dst + q.token * r.topk,
+                           r.topk, o.a, o.a_scale,
+                           staging.token_scale + (long long)(first_token + q.token) * groups,
+                           o.max_m, o.m_capacity);
+    }
+    for (int i = 0; i < count; i++) { // passes past the prefetched ones (H > 8192)
+        const int covered = min(max(MF_PREFETCH - i * passes, 0), passes);
+        const long long token = first_token + i;
+        if (covered < passes)
+            mf_copy_token(o.hidden + token * nvec, o.hidden_size, covered * MF_BLOCK, nvec,
+                          nullptr, dst + i * r.topk, r.topk, o.a, o.a_scale,
+                          staging.token_scale + token * groups, o.max_m, o.m_capacity);
+    }
 $ if contiguous then
     mf_fill_m_indices(o.m_indices, o.m_capacity, seg, totals, r.experts,
                       (long long)blockIdx.x * MF_BLOCK + threadIdx.x, (long long)gridDim.x * MF_BLOCK);

@@ -268,6 +268,11 @@ Test(gpu_preprocess, contiguous_bf16_t2000_k8_h7168) { run_case(&(pre_case){2000
 Test(gpu_preprocess, contiguous_bf16_t4097_k2) { run_case(&(pre_case){4097, 2, 64, 2048, 1, BF16, 0, RANDOM, 0}); }
 /* H = 4096: two tokens per scatter block, the last block with one. */
 Test(gpu_preprocess, contiguous_bf16_t1001_h4096) { run_case(&(pre_case){1001, 4, 64, 4096, 1, BF16, 0, RANDOM, 0}); }
+/* Scatter prefetch: rows of 6 and 5 passes (H > 8192: the passes past the
+ * 4 prefetched load later), and 2 tokens of 1.5 passes each. */
+Test(gpu_preprocess, masked_e4m3_rows_past_prefetch_h12288) { run_case(&(pre_case){300, 4, 32, 12288, 0, E4M3, 0, RANDOM, 0}); }
+Test(gpu_preprocess, contiguous_bf16_rows_past_prefetch_h10240) { run_case(&(pre_case){301, 4, 32, 10240, 1, BF16, 0, RANDOM, 0}); }
+Test(gpu_preprocess, contiguous_e4m3_two_tokens_partial_pass_h3072) { run_case(&(pre_case){601, 2, 16, 3072, 1, E4M3, 0, RANDOM, 0}); }
 Test(gpu_preprocess, contiguous_1024_experts) { run_case(&(pre_case){64, 8, 1024, 128, 1, BF16, 0, RANDOM, 0}); }
 /* An expert count that is no multiple of 4 (segment starts: 4 experts per thread). */
 Test(gpu_preprocess, contiguous_bf16_37_experts_chunked) { run_case(&(pre_case){3000, 2, 37, 128, 1, BF16, 0, RANDOM, 0}); }
