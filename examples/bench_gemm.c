@@ -2,13 +2,14 @@
  * contiguous, bf16 and e4m3, with the heuristic's tile config.
  *
  *   $ ./build/examples/bench_gemm [--csv FILE]
- * Each figure is the median of 20 event-timed calls after 3 warmups, with
- * every expert holding m rows; FLOPs = 2 * E * m * N * K. A sampled fp64 check
- * of each result is printed next to it, and the weights' read rate (E * N * K
+ * Each figure is the device time of one call, calls run back to back in
+ * batches of 10 (gemm_device_ms: the median of 21 batches), every expert
+ * holding m rows; FLOPs = 2 * E * m * N * K. A sampled fp64 check of each
+ * result is printed next to it, and the weights' read rate (E * N * K
  * elements over the time) as a fraction of the device-to-device copy rate
  * measured first: the roofline of the decode rows (E x 64), which are bound
- * by reading the weights. The dense bf16 ceiling and torch's
- * grouped GEMM come from examples/peer_gemm.py in the same device run.
+ * by reading the weights. The dense bf16 ceiling and torch's grouped GEMM
+ * come from examples/peer_gemm.py in the same device run, timed the same way.
  * Without a GPU it says so and exits 0. Asserts nothing about speed.
  */
 #include "gemm_problem.h"
@@ -43,8 +44,7 @@ int main(int argc, char **argv)
                 gemm_problem p = {.dtype = (mf_dtype)dtype, .layout = (mf_layout)layout,
                                   .experts = sh->experts, .m = sh->m, .n = sh->n, .k = sh->k};
                 gemm_problem_setup(ctx, &rng, &p);
-                gemm_job job = {ctx, &p};
-                float ms = bench_median_ms(ctx, run_job, &job, 3, 20);
+                float ms = gemm_device_ms(ctx, &p);
                 double err = gemm_sampled_error(ctx, &p, &rng);
                 double tflops = 2.0 * sh->experts * sh->m * (double)sh->n * sh->k / (ms * 1e-3) / 1e12;
                 double weight_bytes = (double)sh->experts * sh->n * sh->k * (dtype == MF_DTYPE_E4M3 ? 1 : 2);

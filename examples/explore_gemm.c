@@ -59,8 +59,7 @@ static void explore_dtype(mf_context *ctx, const mf_device_info *info, mf_rng *r
                    c->bm, c->bn, warps, c->stages, mf_last_error());
             continue;
         }
-        gemm_job job = {ctx, p};
-        float ms = bench_median_ms(ctx, run_job, &job, 3, 20);
+        float ms = gemm_device_ms(ctx, p);
         double err = gemm_sampled_error(ctx, p, rng), tflops = flops / (ms * 1e-3) / 1e12;
         int chosen = !memcmp(c, &pick, sizeof pick);
         printf("%c %-5s %-8s %3dx%-3d %-5s s%d %11.1f us %9.1f %9.1e%s\n", chosen ? '*' : ' ',

@@ -136,6 +136,16 @@ static inline void run_job(void *user)
     BENCH_CHECK(mf_gemm(j->ctx, &j->p->args, NULL));
 }
 
+/* Device milliseconds of one call: batches of calls queued behind a copy so
+ * that they run back to back (bench_device_us), as a layer issues them; one
+ * call timed alone would also count the host's launch work (about 5-9 us on
+ * the H200's host, a tenth of a 50 us GEMM). */
+static inline float gemm_device_ms(mf_context *ctx, gemm_problem *p)
+{
+    gemm_job job = {ctx, p};
+    return bench_device_us(ctx, run_job, &job, 10) * 1e-3f;
+}
+
 static inline void gemm_problem_free(mf_context *ctx, gemm_problem *p)
 {
     const void *all[] = {p->args.a, p->args.b, p->args.a_scale, p->args.b_scale, p->args.d,

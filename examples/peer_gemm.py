@@ -2,11 +2,12 @@
 ceiling (torch.matmul, cuBLAS) and torch._grouped_mm on the issue's shapes.
 
     python3 examples/peer_gemm.py
-Median of 20 CUDA-event-timed calls after warmup, random inputs (never zeros).
+Device time of one call, calls run back to back in batches (device_ms, as
+bench_gemm times ours), random inputs (never zeros).
 """
 import torch
 
-from cuda_timing import median_ms
+from cuda_timing import device_ms
 
 SHAPES = [(1, 1024, 4096, 7168), (1, 1024, 7168, 2048), (2, 512, 4096, 7168),
           (2, 512, 7168, 2048), (4, 256, 4096, 7168), (4, 256, 7168, 2048),
@@ -18,17 +19,17 @@ SHAPES = [(1, 1024, 4096, 7168), (1, 1024, 7168, 2048), (2, 512, 4096, 7168),
 def dense_ceiling():
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    ms = median_ms(lambda: a @ b)
+    ms = device_ms(lambda: a @ b)
     return 2 * 8192 ** 3 / (ms * 1e-3) / 1e12
 
 
 def grouped(e, m, n, k):
     a = torch.randn(e, m, k, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(e, n, k, device="cuda", dtype=torch.bfloat16)  # [E, N, K], K-major like ours
-    batched = median_ms(lambda: torch._grouped_mm(a, b.transpose(1, 2)))
+    batched = device_ms(lambda: torch._grouped_mm(a, b.transpose(1, 2)))
     offs = torch.arange(m, e * m + 1, m, device="cuda", dtype=torch.int32)
     flat = a.reshape(e * m, k)
-    offsets = median_ms(lambda: torch._grouped_mm(flat, b.transpose(1, 2), offs=offs))
+    offsets = device_ms(lambda: torch._grouped_mm(flat, b.transpose(1, 2), offs=offs))
     flops = 2 * e * m * n * k
     return flops / (batched * 1e-3) / 1e12, flops / (offsets * 1e-3) / 1e12
 
