@@ -1,5 +1,6 @@
 /* Preprocess op: validation, workspace layout, the one-launch plan and the
- * chunked one (3 launches, 4 for e4m3). */
+ * chunked one (rank, scan, scatter and for e4m3 scales; masked with at most
+ * PRE_SUM_CHUNKS chunks of slots skips the scan). */
 #include "error.h"
 #include "op_common.h"
 #include "op_specs.h"
@@ -14,6 +15,7 @@ enum {
     PRE_MAX_TOPK = 32,
     PRE_MAX_EXPERTS = 1024,
     PRE_DEFAULT_ALIGN = 128,
+    PRE_SUM_CHUNKS = 32, /* masked, up to this many chunks: no scan (one count per lane) */
     PRE_MAX_GRID_Y = 65535,
     PRE_SCALE_TILE = 32, /* rows per block of the scales stage: one per lane */
     /* Loads in flight per scan thread (templates/preprocess.cu MF_SCAN_BATCH)
@@ -248,6 +250,11 @@ static int scan_parts(int experts, int64_t slots)
     return wide ? (int)parts : 1;
 }
 
+int mf_preprocess_scans(mf_layout layout, int64_t slots)
+{
+    return layout != MF_LAYOUT_MASKED || (slots + PRE_CHUNK - 1) / PRE_CHUNK > PRE_SUM_CHUNKS;
+}
+
 /* Threads of a stage's blocks. rank: one per slot of its chunk (one round of
  * ranking instead of four) while the per-warp counts, (warps + 1) * E ints of
  * shared memory, stay within 33 KiB. */
@@ -271,6 +278,8 @@ mf_status mf_preprocess_spec(mf_layout layout, mf_dtype a_dtype, int ue8m0, int 
         MF_TRY(mf_spec_set(spec, "dtype", a_dtype == MF_DTYPE_E4M3 ? "e4m3" : "bf16"));
         MF_TRY(mf_spec_set_int(spec, "ue8m0", ue8m0 ? 1 : 0));
     }
+    if (strcmp(stage, "scatter") == 0 && !mf_preprocess_scans(layout, slots))
+        MF_TRY(mf_spec_set(spec, "prefix", "sum"));
     return MF_OK;
 }
 
@@ -371,33 +380,40 @@ static int scatter_tokens_per_block(int hidden_size)
     return vectors <= PRE_BLOCK ? 4 : vectors <= 2 * PRE_BLOCK ? 2 : 1;
 }
 
-/* rank -> scan -> scatter (-> scales). */
+/* The scan stage, where the scatter does not sum its prefixes itself. */
+static mf_status launch_scan(mf_context *ctx, const mf_preprocess_args *a, routing_param *r,
+                             outputs_param *o, int32_t *hist, int32_t *totals, int32_t *seg,
+                             mf_stream stream)
+{
+    mf_kernel *scan;
+    MF_TRY(stage_kernel(ctx, a, "scan", &scan));
+    int chunks = (r->slots + PRE_CHUNK - 1) / PRE_CHUNK, parts = scan_parts(a->experts, r->slots);
+    int threads = stage_block("scan", a->experts, r->slots);
+    void *params[] = {r, &chunks, &parts, &hist, &totals, &seg, o};
+    return mf_kernel_launch(ctx, scan, 1, 1, 1, (unsigned)threads,
+                            (unsigned)threads * 4 + segment_smem(a, threads), stream, params);
+}
+
+/* rank -> scan (not for masked with few chunks) -> scatter (-> scales). */
 static mf_status launch_chunked(mf_context *ctx, const mf_preprocess_args *a, routing_param *r,
                                 outputs_param *o, mf_stream stream)
 {
-    mf_kernel *rank, *scan, *scatter;
+    mf_kernel *rank, *scatter;
     MF_TRY(stage_kernel(ctx, a, "rank", &rank));
-    MF_TRY(stage_kernel(ctx, a, "scan", &scan));
     MF_TRY(stage_kernel(ctx, a, "scatter", &scatter));
     workspace_layout w = plan_workspace(a);
     char *ws = a->workspace;
     int32_t *local_rank = (int32_t *)(ws + w.local_rank), *hist = (int32_t *)(ws + w.hist);
     int32_t *totals = (int32_t *)(ws + w.totals), *seg = (int32_t *)(ws + w.seg);
     scale_staging_param staging = {(float *)(ws + w.token_scale), (int32_t *)(ws + w.row_token)};
-    int chunks = (r->slots + PRE_CHUNK - 1) / PRE_CHUNK;
 
     void *rank_params[] = {r, &local_rank, &hist, &o->error_flags};
-    int64_t slots = (int64_t)a->tokens * a->topk;
-    unsigned rank_block = (unsigned)stage_block("rank", a->experts, slots);
-    MF_TRY(mf_kernel_launch(ctx, rank, (unsigned)chunks, 1, 1, rank_block,
-                            (rank_block / 32 + 1) * (unsigned)a->experts * 4, stream,
+    unsigned rank_block = (unsigned)stage_block("rank", a->experts, r->slots);
+    MF_TRY(mf_kernel_launch(ctx, rank, (unsigned)((r->slots + PRE_CHUNK - 1) / PRE_CHUNK), 1, 1,
+                            rank_block, (rank_block / 32 + 1) * (unsigned)a->experts * 4, stream,
                             rank_params));
-    int parts = scan_parts(a->experts, slots);
-    void *scan_params[] = {r, &chunks, &parts, &hist, &totals, &seg, o};
-    int scan_threads = stage_block("scan", a->experts, slots);
-    MF_TRY(mf_kernel_launch(ctx, scan, 1, 1, 1, (unsigned)scan_threads,
-                            (unsigned)scan_threads * 4 + segment_smem(a, scan_threads), stream,
-                            scan_params));
+    if (mf_preprocess_scans(a->layout, r->slots))
+        MF_TRY(launch_scan(ctx, a, r, o, hist, totals, seg, stream));
     int per_block = scatter_tokens_per_block(a->hidden_size);
     void *scatter_params[] = {r, &local_rank, &hist, &totals, &seg, o, &staging, &per_block};
     MF_TRY(mf_kernel_launch(ctx, scatter, (unsigned)((a->tokens + per_block - 1) / per_block), 1,

@@ -63,9 +63,12 @@ static mf_status emit_preprocess(const mf_layer_shape *s, int tokens, mf_spec_si
                                   (int64_t)tokens * s->topk, "fused", &spec));
         return emit(&spec, sink, user);
     }
+    int64_t slots = (int64_t)tokens * s->topk;
     for (int i = 0; i < (s->dtype == MF_DTYPE_E4M3 ? 4 : 3); i++) {
-        MF_TRY(mf_preprocess_spec(s->layout, s->dtype, s->ue8m0, s->experts,
-                                  (int64_t)tokens * s->topk, chunked[i], &spec));
+        if (strcmp(chunked[i], "scan") == 0 && !mf_preprocess_scans(s->layout, slots))
+            continue;
+        MF_TRY(mf_preprocess_spec(s->layout, s->dtype, s->ue8m0, s->experts, slots, chunked[i],
+                                  &spec));
         MF_TRY(emit(&spec, sink, user));
     }
     return MF_OK;

@@ -9,6 +9,9 @@ $ --   scan     one block: per-expert exclusive prefix over chunks, masked_m or
 $ --            the contiguous segment starts.
 $ --   scatter  one block per 1-4 tokens: final rows, src2dst, copy/quantize, m_indices;
 $ --            e4m3 writes each token's scales once, K-major, into the workspace.
+$ --            prefix=sum (masked, at most 32 chunks): the scatter sums its
+$ --            slots' chunk prefixes from the rank stage's counts and writes
+$ --            masked_m, and no scan stage runs.
 $ --   scales   e4m3 only: a_scale in its MN-major layout, coalesced per expert,
 $ --            from those token scales (4-byte stores scattered over experts
 $ --            cost the scatter 30% of its time: examples/NOTES.md).
@@ -23,6 +26,9 @@ $ assert(stages[stage], "preprocess: bad stage")
 $ local contiguous = params.layout == "contiguous"
 $ assert(stage == "rank" or params.layout == "masked" or contiguous, "preprocess: bad layout")
 $ assert(block % 32 == 0 and block <= 1024, "preprocess: block must be a multiple of 32, <= 1024")
+$ local summed = stage == "scatter" and params.prefix == "sum"
+$ assert(params.prefix == nil or summed, "preprocess: prefix=sum is a scatter option")
+$ assert(not (summed and contiguous), "preprocess: prefix=sum needs layout=masked")
 $ local copies = stage == "fused" or stage == "scatter"
 $ local fp8 = copies and dtype == "e4m3"
 $ if copies then
@@ -567,9 +573,53 @@ __device__ __forceinline__ mf_pass mf_pass_of(int j, int passes)
     return {j / passes, j % passes * MF_BLOCK + (int)threadIdx.x};
 }
 
+$ if summed then
+// The host picks prefix=sum for at most 32 chunks: one count per lane.
+
+// base[i] = the count of earlier slots of slot first_slot + i's expert in the
+// chunks before its own: warp w takes the block's slots w, w + MF_WARPS, ...,
+// 4 at a time, each lane one chunk's count, all in flight at once.
+__device__ void mf_sum_chunk_prefixes(const mf_routing &r, const int *counts, const int *slot_id,
+                                      int first_slot, int placed, int *base)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int i0 = warp; i0 < placed; i0 += 4 * MF_WARPS) {
+        int count[4];
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const int i = i0 + q * MF_WARPS;
+            const int id = i < placed ? slot_id[i] : -1;
+            const bool before = lane < (first_slot + i) / MF_CHUNK;
+            count[q] = id >= 0 && id < r.experts && before ? counts[lane * r.experts + id] : 0;
+        }
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const int sum = __reduce_add_sync(0xffffffffu, count[q]);
+            if (lane == 0 && i0 + q * MF_WARPS < placed)
+                base[i0 + q * MF_WARPS] = sum;
+        }
+    }
+}
+
+// masked_m of experts blockIdx.x * MF_WARPS + warp, grid-strided: their
+// counts over all chunks, one per lane, summed and clamped to max_m.
+__device__ void mf_sum_masked_m(const mf_routing &r, const mf_outputs &o, const int *counts)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int chunks = (r.slots + MF_CHUNK - 1) / MF_CHUNK;
+    for (int e = blockIdx.x * MF_WARPS + warp; e < r.experts; e += gridDim.x * MF_WARPS) {
+        const int c = lane < chunks ? counts[lane * r.experts + e] : 0;
+        const int total = __reduce_add_sync(0xffffffffu, c);
+        if (lane == 0)
+            o.masked_m[e] = min(total, o.max_m);
+    }
+}
+
+$ end
 // Grid: one block per tokens_per_block (1 to MF_SCATTER_TOKENS) consecutive
 // tokens, so that short rows share one chain of lookups; the m_indices rows
-// grid-strided. hidden and topk_ids, inputs of the op, were complete before
+// grid-strided. prefix: the scan's per-chunk exclusive prefixes, or (summed)
+// the rank stage's per-chunk counts. hidden and topk_ids, inputs of the op, were complete before
 // the rank stage passed its wait, so they are read before the scatter's: the
 // block's whole rows, up to MF_PREFETCH passes (H <= 8192 at one token per
 // block), load while the rank and scan stages still run.
@@ -593,15 +643,30 @@ extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing
     const int s = first_token * r.topk + threadIdx.x; // the slot this thread places
     const bool places = (int)threadIdx.x < count * r.topk;
     const int id = places ? r.topk_ids[s] : -1;
+$ if summed then
+    __shared__ int slot_id[MF_SCATTER_TOKENS * MF_MAX_TOPK], slot_base[MF_SCATTER_TOKENS * MF_MAX_TOPK];
+    if (places)
+        slot_id[threadIdx.x] = id;
+$ end
     mf_wait_prior_grid();
     mf_start_dependents();
     int flags = 0;
+    // One round trip: an id in range has its chunk prefix (and segment)
+    // loaded with its in-chunk rank, used only if the rank kept the slot.
+    const int lr = places ? local_rank[s] : -1;
+$ if summed then
+    __syncthreads();
+    mf_sum_chunk_prefixes(r, prefix, slot_id, first_token * r.topk, count * r.topk, slot_base);
+    mf_sum_masked_m(r, o, prefix);
+    __syncthreads();
+$ end
     if (places) {
-        // One round trip: an id in range has its chunk prefix (and segment)
-        // loaded with its in-chunk rank, used only if the rank kept the slot.
+$ if summed then
+        const int base = slot_base[threadIdx.x];
+$ else
         const bool in_range = id >= 0 && id < r.experts;
-        const int lr = local_rank[s];
         const int base = in_range ? prefix[(long long)(s / MF_CHUNK) * r.experts + id] : 0;
+$ end
 $ if contiguous then
         const int segment = in_range ? seg[id] : 0;
 $ else

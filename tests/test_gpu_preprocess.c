@@ -18,6 +18,7 @@ typedef struct pre_case {
     int ue8m0;
     routing routing;
     int max_m; /* masked; 0: the largest count + 3 */
+    int align; /* contiguous; 0: 128 */
 } pre_case;
 
 /* K distinct experts per token drawn by the routing pattern; -1 for some slots. */
@@ -176,10 +177,11 @@ static void run_case(const pre_case *c)
     make_ids(&rng, c, ids);
     make_hidden(&rng, hidden, (size_t)c->tokens, c->hidden);
 
-    preprocess_ref_shape s = {c->tokens, c->topk, c->experts, c->contiguous, 0, 128, 0};
+    int align = c->align ? c->align : 128;
+    preprocess_ref_shape s = {c->tokens, c->topk, c->experts, c->contiguous, 0, align, 0};
     s.max_m = c->max_m ? c->max_m : largest_count(ids, c) + 3;
     if (c->contiguous)
-        MF_OK_OR_FAIL(mf_contiguous_capacity(c->tokens, c->topk, c->experts, 128, &s.m_capacity));
+        MF_OK_OR_FAIL(mf_contiguous_capacity(c->tokens, c->topk, c->experts, align, &s.m_capacity));
     size_t rows = c->contiguous ? (size_t)s.m_capacity : (size_t)c->experts * s.max_m;
     size_t elem = c->dtype == MF_DTYPE_E4M3 ? 1 : 2, groups = (size_t)c->hidden / 128;
     size_t meta_n = c->contiguous ? (size_t)s.m_capacity : (size_t)c->experts;
@@ -205,7 +207,7 @@ static void run_case(const pre_case *c)
         .topk = c->topk, .experts = c->experts, .hidden_size = c->hidden, .a_dtype = c->dtype,
         .ue8m0 = c->ue8m0, .a = d.a, .a_scale = c->dtype == MF_DTYPE_E4M3 ? d.scale : NULL,
         .src2dst = d.src2dst, .masked_m = c->contiguous ? NULL : d.meta, .max_m = s.max_m,
-        .m_indices = c->contiguous ? d.meta : NULL, .m_capacity = s.m_capacity,
+        .m_indices = c->contiguous ? d.meta : NULL, .m_capacity = s.m_capacity, .align = align,
         .error_flags = d.flags};
     MF_OK_OR_FAIL(mf_preprocess_workspace_size(&args, &d.workspace_bytes));
     d.workspace = alloc_guarded(ctx, d.workspace_bytes);
@@ -273,6 +275,13 @@ Test(gpu_preprocess, contiguous_bf16_t1001_h4096) { run_case(&(pre_case){1001, 4
 Test(gpu_preprocess, masked_e4m3_rows_past_prefetch_h12288) { run_case(&(pre_case){300, 4, 32, 12288, 0, E4M3, 0, RANDOM, 0}); }
 Test(gpu_preprocess, contiguous_bf16_rows_past_prefetch_h10240) { run_case(&(pre_case){301, 4, 32, 10240, 1, BF16, 0, RANDOM, 0}); }
 Test(gpu_preprocess, contiguous_e4m3_two_tokens_partial_pass_h3072) { run_case(&(pre_case){601, 2, 16, 3072, 1, E4M3, 0, RANDOM, 0}); }
+/* Segments aligned to 8 rows, not 128: the scales stage's 32-row tiles of
+ * a_scale hold rows of several experts and padding. */
+Test(gpu_preprocess, contiguous_e4m3_align8_skewed) { run_case(&(pre_case){1500, 4, 16, 256, 1, E4M3, 0, SKEWED, 0, 8}); }
+/* Masked with 32 chunks of slots (the most the scatter sums itself, no scan)
+ * and with 33 (scan). */
+Test(gpu_preprocess, masked_bf16_32_chunks_summed) { run_case(&(pre_case){4096, 8, 256, 256, 0, BF16, 0, SKEWED, 0}); }
+Test(gpu_preprocess, masked_e4m3_33_chunks_scanned) { run_case(&(pre_case){4097, 8, 256, 256, 0, E4M3, 0, SKEWED, 0}); }
 Test(gpu_preprocess, contiguous_1024_experts) { run_case(&(pre_case){64, 8, 1024, 128, 1, BF16, 0, RANDOM, 0}); }
 /* An expert count that is no multiple of 4 (segment starts: 4 experts per thread). */
 Test(gpu_preprocess, contiguous_bf16_37_experts_chunked) { run_case(&(pre_case){3000, 2, 37, 128, 1, BF16, 0, RANDOM, 0}); }
@@ -283,15 +292,15 @@ Test(gpu_preprocess, contiguous_e4m3_37_experts_fused) { run_case(&(pre_case){10
  * one thread per expert walks 141 chunks in 5 batches. */
 Test(gpu_preprocess, masked_bf16_scan_parts_128_experts)
 {
-    run_case(&(pre_case){12000, 8, 128, 128, 0, BF16, 0, RANDOM, 0});
+    run_case(&(pre_case){12000, 8, 128, 128, 0, BF16, 0, RANDOM, 0, 0});
 }
 Test(gpu_preprocess, contiguous_e4m3_scan_parts_37_experts)
 {
-    run_case(&(pre_case){40000, 2, 37, 256, 1, E4M3, 0, SKEWED, 0});
+    run_case(&(pre_case){40000, 2, 37, 256, 1, E4M3, 0, SKEWED, 0, 0});
 }
 Test(gpu_preprocess, masked_bf16_scan_many_batches)
 {
-    run_case(&(pre_case){18000, 8, 256, 128, 0, BF16, 0, RANDOM, 0});
+    run_case(&(pre_case){18000, 8, 256, 128, 0, BF16, 0, RANDOM, 0, 0});
 }
 /* More than 256 experts: the chunked path ranks with 256-thread blocks. */
 Test(gpu_preprocess, masked_bf16_t2000_512_experts) { run_case(&(pre_case){2000, 8, 512, 128, 0, BF16, 0, RANDOM, 0}); }

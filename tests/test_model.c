@@ -288,35 +288,61 @@ Test(model, contiguous_gemm_tiles_follow_expected_rows)
     mf_spec_list_free(&specs);
 }
 
-/* The spec of the layer's scan stage at T tokens. */
-static void scan_spec_at(const mf_layer_shape *shape, int tokens, char *out, size_t size)
+/* The spec of the layer's preprocess stage `stage` at T tokens ("" if none). */
+static void stage_spec_at(const mf_layer_shape *shape, int tokens, const char *stage, char *out,
+                          size_t size)
 {
     mf_spec_list specs = {0};
     reference r = {&specs, 0};
+    char needle[32];
+    snprintf(needle, sizeof needle, "stage=%s", stage);
     OK_OR_FAIL(mf_layer_kernel_specs(shape, tokens, add_reference, &r));
     out[0] = 0;
     for (size_t i = 0; i < specs.count; i++)
-        if (strstr(specs.items[i], "stage=scan"))
+        if (strstr(specs.items[i], needle))
             snprintf(out, size, "%s", specs.items[i]);
     mf_spec_list_free(&specs);
 }
 
+/* Qwen3-30B-A3B's layer shape, e4m3 in the masked layout. */
+static const mf_layer_shape QWEN3_E4M3_MASKED = {.hidden = 2048, .intermediate = 768,
+                                                 .experts = 128, .topk = 8,
+                                                 .dtype = MF_DTYPE_E4M3,
+                                                 .layout = MF_LAYOUT_MASKED};
+
 /* The scan splits an expert's chunks over parts of a 1024-thread block only
  * where one thread per expert would walk more than two batches of 32 and each
  * of the 1024 / E parts gets one batch of 16: Qwen3 (128 experts) at 16384
- * tokens (128 chunks), not at 4096 (32 chunks); DeepSeek-V3 (256 experts,
+ * tokens (128 chunks), not at 4104 (33 chunks); DeepSeek-V3 (256 experts,
  * 4 parts) at 16384 tokens would need 32 chunks per part. */
 Test(model, scan_splits_chunks_only_where_it_pays)
 {
-    mf_layer_shape qwen = {.hidden = 2048, .intermediate = 768, .experts = 128, .topk = 8,
-                           .dtype = MF_DTYPE_E4M3, .layout = MF_LAYOUT_MASKED};
+    mf_layer_shape qwen = QWEN3_E4M3_MASKED;
     mf_layer_shape deepseek = {.hidden = 7168, .intermediate = 2048, .experts = 256, .topk = 8,
                                .dtype = MF_DTYPE_BF16, .layout = MF_LAYOUT_CONTIGUOUS};
     char spec[256];
-    scan_spec_at(&qwen, 16384, spec, sizeof spec);
+    stage_spec_at(&qwen, 16384, "scan", spec, sizeof spec);
     cr_expect_str_eq(spec, "preprocess:block=1024,layout=masked,stage=scan");
-    scan_spec_at(&qwen, 4096, spec, sizeof spec);
+    stage_spec_at(&qwen, 4104, "scan", spec, sizeof spec);
     cr_expect_str_eq(spec, "preprocess:block=256,layout=masked,stage=scan");
-    scan_spec_at(&deepseek, 16384, spec, sizeof spec);
+    stage_spec_at(&deepseek, 16384, "scan", spec, sizeof spec);
+    cr_expect_str_eq(spec, "preprocess:block=256,layout=contiguous,stage=scan");
+}
+
+/* Masked with at most 32 chunks of 1024 slots runs no scan: its scatter sums
+ * the chunk prefixes itself. Contiguous always scans (segment starts). */
+Test(model, masked_few_chunks_sum_in_the_scatter)
+{
+    mf_layer_shape qwen = QWEN3_E4M3_MASKED;
+    char spec[256];
+    stage_spec_at(&qwen, 4096, "scan", spec, sizeof spec);
+    cr_expect_str_eq(spec, "");
+    stage_spec_at(&qwen, 4096, "scatter", spec, sizeof spec);
+    cr_expect_str_eq(spec, "preprocess:block=256,dtype=e4m3,layout=masked,prefix=sum,stage=scatter,"
+                           "ue8m0=0");
+    stage_spec_at(&qwen, 4104, "scatter", spec, sizeof spec);
+    cr_expect_str_eq(spec, "preprocess:block=256,dtype=e4m3,layout=masked,stage=scatter,ue8m0=0");
+    qwen.layout = MF_LAYOUT_CONTIGUOUS;
+    stage_spec_at(&qwen, 4096, "scan", spec, sizeof spec);
     cr_expect_str_eq(spec, "preprocess:block=256,layout=contiguous,stage=scan");
 }
