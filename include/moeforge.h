@@ -188,8 +188,8 @@ MF_API const char *mf_error_flags_string(int32_t value, char *buf, size_t size);
  * (deterministic). Skipped slots (id -1, bad id, duplicate, overflow) get
  * src2dst = -1. a is bf16, or e4m3 with a_scale (layout above).
  * Launches 1 kernel when T*K <= 1024, else 3 (e4m3: 4, the last writing
- * a_scale from per-token scales staged in the workspace); no host
- * synchronization. */
+ * a_scale from per-token scales staged in the workspace), one fewer in the
+ * masked layout while T*K <= 32768 (no scan stage); no host synchronization. */
 typedef struct mf_preprocess_args {
     mf_layout layout;
     const int32_t *topk_ids;  /* [T, K] device                               */
