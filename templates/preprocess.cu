@@ -574,11 +574,10 @@ __device__ __forceinline__ mf_pass mf_pass_of(int j, int passes)
 }
 
 $ if summed then
-// The host picks prefix=sum for at most 32 chunks: one count per lane.
-
 // base[i] = the count of earlier slots of slot first_slot + i's expert in the
 // chunks before its own: warp w takes the block's slots w, w + MF_WARPS, ...,
-// 4 at a time, each lane one chunk's count, all in flight at once.
+// 4 at a time, each lane one chunk's count, all in flight at once (the host
+// picks prefix=sum for at most 32 chunks).
 __device__ void mf_sum_chunk_prefixes(const mf_routing &r, const int *counts, const int *slot_id,
                                       int first_slot, int placed, int *base)
 {
@@ -619,10 +618,10 @@ $ end
 // Grid: one block per tokens_per_block (1 to MF_SCATTER_TOKENS) consecutive
 // tokens, so that short rows share one chain of lookups; the m_indices rows
 // grid-strided. prefix: the scan's per-chunk exclusive prefixes, or (summed)
-// the rank stage's per-chunk counts. hidden and topk_ids, inputs of the op, were complete before
-// the rank stage passed its wait, so they are read before the scatter's: the
-// block's whole rows, up to MF_PREFETCH passes (H <= 8192 at one token per
-// block), load while the rank and scan stages still run.
+// the rank stage's per-chunk counts. hidden and topk_ids, inputs of the op,
+// were complete before the rank stage passed its wait, so they are read
+// before the scatter's: the block's whole rows, up to MF_PREFETCH passes
+// (H <= 8192 at one token per block), load while rank and scan still run.
 extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing r, const int *local_rank,
                                                                  const int *prefix, const int *totals,
                                                                  const int *seg, const mf_outputs o,
@@ -644,7 +643,8 @@ extern "C" __global__ void __launch_bounds__(MF_BLOCK) $(entry)(const mf_routing
     const bool places = (int)threadIdx.x < count * r.topk;
     const int id = places ? r.topk_ids[s] : -1;
 $ if summed then
-    __shared__ int slot_id[MF_SCATTER_TOKENS * MF_MAX_TOPK], slot_base[MF_SCATTER_TOKENS * MF_MAX_TOPK];
+    __shared__ int slot_id[MF_SCATTER_TOKENS * MF_MAX_TOPK];
+    __shared__ int slot_base[MF_SCATTER_TOKENS * MF_MAX_TOPK];
     if (places)
         slot_id[threadIdx.x] = id;
 $ end
