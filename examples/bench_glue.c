@@ -147,15 +147,15 @@ static void teardown(mf_context *ctx, glue_buffers *b)
 
 /* Rates of the run, GB/s: copy (read + write bytes), memset (writes), and
  * the read rate implied by the two (a copy's time = reads / read + writes /
- * write). */
+ * write). The copy rate is the one already measured and printed. */
 typedef struct ceilings {
     double copy, write, read;
 } ceilings;
 
-static ceilings measure_ceilings(mf_context *ctx)
+static ceilings measure_ceilings(mf_context *ctx, double copy_gbs)
 {
     ceilings c;
-    c.copy = bench_copy_ceiling_gbs(ctx, (size_t)1 << 30);
+    c.copy = copy_gbs;
     c.write = bench_write_ceiling_gbs(ctx, (size_t)1 << 30);
     double read_s_per_gb = 2.0 / c.copy - 1.0 / c.write;
     c.read = read_s_per_gb > 0 ? 1.0 / read_s_per_gb : c.copy; /* writes slower than copies: no model */
@@ -240,8 +240,7 @@ int main(int argc, char **argv)
     FILE *csv = bench_csv_or_exit(argc, argv);
     mf_device_info info;
     mf_context *ctx = bench_context_or_exit("bench_glue", &info);
-    bench_print_copy_ceiling(ctx, &info);
-    ceilings c = measure_ceilings(ctx);
+    ceilings c = measure_ceilings(ctx, bench_print_copy_ceiling(ctx, &info));
     printf("%-16s %6s  %-28s %13s %6s %12s %13s %7s %7s\n", "model", "T", "kernel", "bytes",
            "writes", "time", "bandwidth", "of copy", "of mix");
     if (csv)
