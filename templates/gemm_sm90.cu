@@ -42,6 +42,9 @@ $ -- The register file (64K) split: producer first, the rest over the math
 $ -- warpgroups in multiples of 8, at most 240.
 $ local producer_regs = wg == 3 and 24 or 40
 $ local math_regs = math.min(240, (65536 - 128 * producer_regs) // (128 * wg) // 8 * 8)
+$ -- e4m3 with one chunk per warpgroup and registers for a second scratch
+$ -- accumulator: the next k-block's wgmmas run while this one's are promoted.
+$ local overlap = fp8 and msub == 1 and nsub == 1 and nacc + 2 * nreg + 40 <= math_regs
 $ include("common.cuh")
 $ include("gemm_common.cuh")
 
@@ -318,6 +321,23 @@ struct mf_ring {
 };
 
 // ---- producer: one thread issues every copy ------------------------------------
+$ if fp8 then
+// Brings tile t's weight scales (its n-blocks' rows over all of K) into L1,
+// where the math warpgroups' loads of them will hit: the producer runs a ring
+// ahead of them, so the lines land before the tile's first promotion. Without
+// it each tile's first scale load went to DRAM (in decode no other tile reads
+// those rows) while its stages were already full.
+__device__ __forceinline__ void mf_prefetch_b_scales(const mf_sm90_params &p, const mf_tile &t)
+{
+    const int k_blocks = p.k / BK, n_blocks = p.n / 128;
+    const int first = t.n0 / 128, end = min((t.n0 + BN + 127) / 128, n_blocks);
+    const float *rows = p.b_scale + ((long long)t.expert * n_blocks + first) * k_blocks;
+    const unsigned long long stop = (unsigned long long)(rows + (long long)(end - first) * k_blocks);
+    for (unsigned long long line = (unsigned long long)rows & ~127ull; line < stop; line += 128)
+        asm volatile("prefetch.global.L1 [%0];" ::"l"(line));
+}
+
+$ end
 __device__ void mf_produce(const mf_sm90_params &p, const mf_schedule &s, unsigned char *smem,
                            unsigned long long *full, unsigned long long *empty)
 {
@@ -328,6 +348,9 @@ __device__ void mf_produce(const mf_sm90_params &p, const mf_schedule &s, unsign
         mf_tile t;
         if (idx >= s.tiles || !mf_tile_at(p, s, idx, t))
             continue;
+$ if fp8 then
+        mf_prefetch_b_scales(p, t);
+$ end
         for (int kb = 0; kb < k_blocks; kb++, ring.advance()) {
             mf_bar_wait(&empty[ring.stage], ring.phase ^ 1);
             unsigned long long *bar = &full[ring.stage];
@@ -393,6 +416,13 @@ struct mf_chunk_scales {
     const float *first, *next;
     int col; // the chunk's first column within its first block
 };
+
+// The chunk's weight scales of k-block kb (loaded ahead of the stage wait).
+__device__ __forceinline__ void mf_load_b_scales(const mf_chunk_scales &cs, int kb, float (&sb)[2])
+{
+    sb[0] = __ldg(cs.first + kb);
+    sb[1] = $(one_sb and "sb[0]" or "__ldg(cs.next + kb)");
+}
 $ end
 
 $ if fp8 then
@@ -442,7 +472,7 @@ $ end
     }
 }
 
-$ if fp8 then
+$ if fp8 and not overlap then
 // One stage, chunk by chunk (m64 slice x column chunk) into the one scratch
 // accumulator: issue, wait, promote (the stage is freed before the last
 // chunk's promotion). The other math warpgroups' wgmmas keep the tensor
@@ -474,6 +504,49 @@ __device__ __forceinline__ void mf_stage_fp8(const mf_descs &descs, const unsign
 }
 $ end
 
+$ if overlap then
+// Issues the wgmmas of the stage after `ring` into next, then promotes the
+// stage at `ring` from cur once its group is done (the tensor cores work
+// through the promotion); advances the ring.
+__device__ __forceinline__ void mf_step_overlapped(const mf_descs &descs, const unsigned char *sa_base,
+                                                   unsigned long long *full,
+                                                   unsigned long long *empty, mf_ring &ring,
+                                                   const mf_math &m, const mf_chunk_scales &cs, int kb,
+                                                   float (&cur)[$(nreg)], float (&next)[$(nreg)],
+                                                   float (&acc)[$(nacc)])
+{
+    float sb[2];
+    mf_load_b_scales(cs, kb, sb);
+    const float *sa = (const float *)(sa_base + ring.stage * SA_STAGE) + m.wg * $(wg_rows);
+    const float sa_lo = sa[m.row], sa_hi = sa[m.row + 8];
+    const int stage = ring.stage;
+    ring.advance();
+    mf_bar_wait(&full[ring.stage], ring.phase);
+    mf_issue_chunk(descs.a + ring.stage * (A_STAGE / 16), descs.b + ring.stage * (B_STAGE / 16), next);
+    mf_wgmma_wait<1>();
+    mf_fence_regs(cur);
+    mf_release(empty, stage, m.tid);
+    mf_promote(acc, 0, cur, sa_lo, sa_hi, sb[0], sb[1], cs.col);
+}
+
+// The last k-block's promotion: nothing left to issue.
+__device__ __forceinline__ void mf_step_last(const unsigned char *sa_base, unsigned long long *empty,
+                                             mf_ring &ring, const mf_math &m,
+                                             const mf_chunk_scales &cs, int kb,
+                                             float (&cur)[$(nreg)], float (&acc)[$(nacc)])
+{
+    float sb[2];
+    mf_load_b_scales(cs, kb, sb);
+    const float *sa = (const float *)(sa_base + ring.stage * SA_STAGE) + m.wg * $(wg_rows);
+    const float sa_lo = sa[m.row], sa_hi = sa[m.row + 8];
+    mf_wgmma_wait<0>();
+    mf_fence_regs(cur);
+    mf_release(empty, ring.stage, m.tid);
+    ring.advance();
+    mf_promote(acc, 0, cur, sa_lo, sa_hi, sb[0], sb[1], cs.col);
+}
+
+$ end
 // The K loop of one tile: accumulators of this warpgroup's m64 slices.
 __device__ __forceinline__ void mf_mainloop(const mf_sm90_params &p, const mf_tile &t,
                                             const mf_math &m, unsigned char *smem,
@@ -501,16 +574,32 @@ $ if fp8 then
         cs[c].col = col % 128;
     }
     const unsigned char *sa_base = smem + SA_OFFSET;
+$   if overlap then
+    // k-blocks in pairs, the two scratch accumulators trading roles.
+    float part0[$(nreg)], part1[$(nreg)];
+    mf_bar_wait(&full[ring.stage], ring.phase);
+    mf_issue_chunk(descs.a + ring.stage * (A_STAGE / 16), descs.b + ring.stage * (B_STAGE / 16), part0);
+    int kb = 0;
+    for (; kb + 2 < k_blocks; kb += 2) {
+        mf_step_overlapped(descs, sa_base, full, empty, ring, m, cs[0], kb, part0, part1, acc[0]);
+        mf_step_overlapped(descs, sa_base, full, empty, ring, m, cs[0], kb + 1, part1, part0, acc[0]);
+    }
+    if (kb + 1 < k_blocks) {
+        mf_step_overlapped(descs, sa_base, full, empty, ring, m, cs[0], kb, part0, part1, acc[0]);
+        mf_step_last(sa_base, empty, ring, m, cs[0], kb + 1, part1, acc[0]);
+    } else {
+        mf_step_last(sa_base, empty, ring, m, cs[0], kb, part0, acc[0]);
+    }
+$   else
     float part[$(nreg)];
     for (int kb = 0; kb < k_blocks; kb++, ring.advance()) {
-        float sb[$(nsub)][2]; // in flight during the wait
+        float sb[$(nsub)][2];
 #pragma unroll
-        for (int c = 0; c < $(nsub); c++) {
-            sb[c][0] = __ldg(cs[c].first + kb);
-            sb[c][1] = $(one_sb and "sb[c][0]" or "__ldg(cs[c].next + kb)");
-        }
+        for (int c = 0; c < $(nsub); c++)
+            mf_load_b_scales(cs[c], kb, sb[c]);
         mf_stage_fp8(descs, sa_base, full, empty, ring, m, cs, sb, part, acc);
     }
+$   end
 $ else
     int previous = -1; // stage of the wgmma group still in flight
     for (int kb = 0; kb < k_blocks; kb++, ring.advance()) {
