@@ -35,6 +35,10 @@ static const mf_gemm_config e4m3_portable[] = {
  * registers): each B stage serves twice the rows (masked only: contiguous
  * segments are 128-row aligned). e4m3 tiles of bn >= 192 do the same along
  * N: two column chunks through one scratch (bn / 2 + bn / 4 registers).
+ * e4m3 64-row tiles: 64x128 keeps two scratch accumulators, so its next
+ * k-block's wgmmas run through the promotion; 64x256 with wm = 2 gives each
+ * math warpgroup 64x128 of it the same way (the two split the columns, not
+ * the rows), one's wgmmas running while the other promotes.
  * (e4m3 128x224, two waves of N = 7168 x 1024 rows, ran at 0.90-0.97x of
  * 128x256: its chunks straddle weight-scale blocks.) */
 static const mf_gemm_config bf16_sm90[] = {
@@ -50,8 +54,8 @@ static const mf_gemm_config e4m3_sm90[] = {
     {192, 128, 3, 1, 4, MF_GEMM_SM90}, {192, 128, 3, 2, 4, MF_GEMM_SM90},
     {128, 192, 2, 1, 4, MF_GEMM_SM90}, {128, 192, 2, 2, 4, MF_GEMM_SM90},
     {128, 128, 2, 1, 5, MF_GEMM_SM90}, {128, 128, 2, 2, 5, MF_GEMM_SM90},
-    {64, 256, 1, 1, 4, MF_GEMM_SM90},  {64, 192, 1, 1, 6, MF_GEMM_SM90},
-    {64, 128, 1, 1, 8, MF_GEMM_SM90},
+    {64, 256, 2, 1, 4, MF_GEMM_SM90},  {64, 256, 1, 1, 4, MF_GEMM_SM90},
+    {64, 192, 1, 1, 6, MF_GEMM_SM90},  {64, 128, 1, 1, 8, MF_GEMM_SM90},
 };
 #define COUNT(list) ((int)(sizeof list / sizeof list[0]))
 

@@ -79,8 +79,11 @@ static mf_status encode_maps(const mf_context *ctx, const mf_gemm_args *a, const
     tensor_2d ta = {a->a, ab, element, (uint64_t)a->k, rows, bk, (uint32_t)(c->bm / c->wn), sw};
     tensor_2d tb = {a->b, ab, element, (uint64_t)a->k, (uint64_t)a->experts * (uint64_t)a->n, bk,
                     (uint32_t)c->bn, sw};
-    tensor_2d td = {a->d, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (uint64_t)a->n, rows, 32,
-                    (uint32_t)(c->bm / c->wm), CU_TENSOR_MAP_SWIZZLE_64B};
+    /* Each math warpgroup stores its own rows: bm / wm, or all 64 of a tile
+     * whose two warpgroups split the columns. */
+    uint32_t wg_rows = (uint32_t)(c->bm < 64 * c->wm ? c->bm : c->bm / c->wm);
+    tensor_2d td = {a->d, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (uint64_t)a->n, rows, 32, wg_rows,
+                    CU_TENSOR_MAP_SWIZZLE_64B};
     memset(p, 0, sizeof *p);
     MF_TRY(encode(ctx, "A", &ta, &p->tm_a));
     MF_TRY(encode(ctx, "B", &tb, &p->tm_b));

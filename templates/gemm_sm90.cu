@@ -3,7 +3,10 @@ $ -- fp32 accumulation, bf16 out; the same contract as gemm.cu.
 $ -- One CTA per SM walks output tiles (persistent). A producer warpgroup (one
 $ -- thread) streams A, B (and e4m3 activation scales) with TMA bulk tensor
 $ -- copies into a ring of STAGES shared-memory stages guarded by mbarriers;
-$ -- `wg` math warpgroups issue wgmma.mma_async on 64-row slices of the tile.
+$ -- `wg` math warpgroups issue wgmma.mma_async on 64-row slices of the tile;
+$ -- an e4m3 tile of 64 rows with wg = 2 splits its columns instead (each
+$ -- warpgroup 64 x bn / 2), so one warpgroup's wgmmas run while the other
+$ -- promotes.
 $ -- e4m3: each 128-k block of each chunk (m64 slice x the tile's columns, or
 $ -- half of them) goes into one scratch accumulator that is promoted into the
 $ -- fp32 one with scale_a[row] * scale_b[n-block] (two-level accumulation).
@@ -14,26 +17,31 @@ $ -- m-tile; each loads half of the shared A tile and multicasts it to both,
 $ -- so A crosses L2 once per pair (on the H200 this measured 0.88-1.03x of
 $ -- the tile alone: L2 does not bound these tiles; examples/NOTES.md).
 $ -- Parameters: entry, dtype (bf16|e4m3), layout (masked|contiguous),
-$ -- bm (64 or 128 rows per math warpgroup), bn (multiple of 32 in [64, 256]), wg (math warpgroups, 1-3),
+$ -- bm (64 or 128 rows per math warpgroup, or 64 split over two), bn (multiple of 32 in [64, 256]),
+$ -- wg (math warpgroups, 1-3),
 $ -- stages (ring depth), cluster (1 or 2 CTAs along N sharing A).
 $ local fp8 = dtype == "e4m3"
 $ assert(fp8 or dtype == "bf16", "gemm_sm90: dtype must be bf16 or e4m3")
 $ assert(layout == "masked" or layout == "contiguous", "gemm_sm90: bad layout")
 $ assert(wg >= 1 and wg <= 3, "gemm_sm90: wg (math warpgroups) must be 1, 2 or 3")
-$ assert(bm % (64 * wg) == 0 and bm // wg <= 128, "gemm_sm90: bm must be 64 or 128 rows per math warpgroup")
+$ local split_n = bm < 64 * wg    -- the math warpgroups split the tile's columns
+$ assert(not split_n or (fp8 and bm == 64 and wg == 2 and bn % 128 == 0),
+$        "gemm_sm90: only e4m3 64-row tiles split columns, over 2 math warpgroups, bn a multiple of 128")
+$ assert(split_n or (bm % (64 * wg) == 0 and bm // wg <= 128), "gemm_sm90: bm must be 64 or 128 rows per math warpgroup")
 $ assert(bn % 32 == 0 and bn >= 64 and bn <= 256, "gemm_sm90: bn must be a multiple of 32 in [64, 256]")
 $ assert(stages >= 2 and stages <= 12, "gemm_sm90: stages in [2, 12]")
 $ assert(cluster == 1 or cluster == 2, "gemm_sm90: cluster must be 1 or 2")
 $ assert(bm % (16 * cluster) == 0, "gemm_sm90: bm / cluster must be a multiple of 8 rows")
-$ local wg_rows = bm // wg          -- rows of the tile one math warpgroup owns
+$ local wg_rows = split_n and bm or bm // wg -- rows of the tile one math warpgroup owns
+$ local wg_cols = split_n and bn // wg or bn -- and its columns
 $ local msub = wg_rows // 64        -- wgmma m64 slices per math warpgroup
 $ local kstep = fp8 and 32 or 16    -- K of one wgmma
-$ local nacc = bn // 2              -- fp32 accumulators per thread per m64 slice
+$ local nacc = wg_cols // 2         -- fp32 accumulators per thread per m64 slice
 $ -- e4m3 promotes through one scratch accumulator of `width` columns: the
 $ -- tile's width, or half of it where one 64-row slice per warpgroup and its
 $ -- scratch would reach 192 registers (bn >= 192: ptxas spills there).
 $ local nsub = (fp8 and msub == 1 and 2 * nacc >= 192) and 2 or 1
-$ local width = bn // nsub          -- columns of one wgmma
+$ local width = wg_cols // nsub     -- columns of one wgmma
 $ local nreg = width // 2           -- its fp32 accumulators per thread
 $ local ab = fp8 and "e4m3" or "bf16"
 $ local one_sb = 128 % width == 0   -- e4m3: each chunk lies inside one 128-column scale block
@@ -57,7 +65,8 @@ $ include("gemm_common.cuh")
 #define A_STAGE (BM * 128)
 #define B_STAGE (BN * 128)
 #define SA_STAGE $(fp8 and "(BM * 4)" or "0")
-#define D_WG_BYTES ($(wg_rows) * BN * 2) // one math warpgroup's staging buffer
+#define WG_COLS $(wg_cols)
+#define D_WG_BYTES ($(wg_rows) * WG_COLS * 2) // one math warpgroup's staging buffer
 // Shared memory, in this order: A stages, B stages, the bf16 staging tile (all
 // 1024-aligned, as the 128B swizzle needs), activation-scale stages, mbarriers.
 #define B_OFFSET (STAGES * A_STAGE)
@@ -383,6 +392,8 @@ struct mf_math {
     int wg;       // math warpgroup index
     int tid;      // thread within the warpgroup
     int row;      // this thread's first accumulator row within an m64 slice
+    int row0;     // the warpgroup's first row within the tile
+    int col0;     // and its first column
 };
 
 $ if fp8 then
@@ -487,7 +498,7 @@ __device__ __forceinline__ void mf_stage_fp8(const mf_descs &descs, const unsign
     mf_bar_wait(&full[ring.stage], ring.phase);
     const unsigned a_stage = descs.a + ring.stage * (A_STAGE / 16);
     const unsigned b_stage = descs.b + ring.stage * (B_STAGE / 16);
-    const float *sa = (const float *)(sa_base + ring.stage * SA_STAGE) + m.wg * $(wg_rows);
+    const float *sa = (const float *)(sa_base + ring.stage * SA_STAGE) + m.row0;
 #pragma unroll
     for (int i = 0; i < $(msub); i++) {
         const float sa_lo = sa[i * 64 + m.row], sa_hi = sa[i * 64 + m.row + 8];
@@ -517,7 +528,7 @@ __device__ __forceinline__ void mf_step_overlapped(const mf_descs &descs, const 
 {
     float sb[2];
     mf_load_b_scales(cs, kb, sb);
-    const float *sa = (const float *)(sa_base + ring.stage * SA_STAGE) + m.wg * $(wg_rows);
+    const float *sa = (const float *)(sa_base + ring.stage * SA_STAGE) + m.row0;
     const float sa_lo = sa[m.row], sa_hi = sa[m.row + 8];
     const int stage = ring.stage;
     ring.advance();
@@ -537,7 +548,7 @@ __device__ __forceinline__ void mf_step_last(const unsigned char *sa_base, unsig
 {
     float sb[2];
     mf_load_b_scales(cs, kb, sb);
-    const float *sa = (const float *)(sa_base + ring.stage * SA_STAGE) + m.wg * $(wg_rows);
+    const float *sa = (const float *)(sa_base + ring.stage * SA_STAGE) + m.row0;
     const float sa_lo = sa[m.row], sa_hi = sa[m.row + 8];
     mf_wgmma_wait<0>();
     mf_fence_regs(cur);
@@ -555,8 +566,8 @@ __device__ __forceinline__ void mf_mainloop(const mf_sm90_params &p, const mf_ti
 {
     const int k_blocks = p.k / BK;
     // Warp-uniform to the compiler: the descriptors live in uniform registers.
-    const mf_descs descs = {__shfl_sync(0xffffffffu, mf_desc_lo(smem + m.wg * $(wg_rows) * 128), 0),
-                            mf_desc_lo(smem + B_OFFSET)};
+    const mf_descs descs = {__shfl_sync(0xffffffffu, mf_desc_lo(smem + m.row0 * 128), 0),
+                            __shfl_sync(0xffffffffu, mf_desc_lo(smem + B_OFFSET + m.col0 * 128), 0)};
 #pragma unroll
     for (int i = 0; i < $(msub); i++)
 #pragma unroll
@@ -568,7 +579,7 @@ $ if fp8 then
     mf_chunk_scales cs[$(nsub)];
 #pragma unroll
     for (int c = 0; c < $(nsub); c++) {
-        const int col = t.n0 + c * $(width), nb = col / 128;
+        const int col = t.n0 + m.col0 + c * $(width), nb = col / 128;
         cs[c].first = b_scale + (long long)nb * k_blocks;
         cs[c].next = $(one_sb and "cs[c].first" or "nb + 1 < n_blocks ? cs[c].first + k_blocks : cs[c].first");
         cs[c].col = col % 128;
@@ -639,31 +650,31 @@ __device__ void mf_epilogue(const mf_sm90_params &p, const mf_tile &t, const mf_
 #pragma unroll
     for (int i = 0; i < $(msub); i++)
 #pragma unroll
-        for (int j = 0; j < $(bn // 8); j++)
+        for (int j = 0; j < WG_COLS / 8; j++)
 #pragma unroll
             for (int half = 0; half < 2; half++) {
                 const int r = i * 64 + m.row + half * 8, col = j * 8 + (lane & 3) * 2;
                 *(unsigned *)(staging + mf_staging_offset(r, col)) =
                     mf_pack_bf16x2(acc[i][j * 4 + half * 2], acc[i][j * 4 + half * 2 + 1]);
             }
-    const int first_row = t.m0 + m.wg * $(wg_rows);
+    const int first_row = t.m0 + m.row0;
     const int valid = min(t.row_limit - first_row, $(wg_rows));
     mf_fence_async_shared();
     mf_warpgroup_sync(m.wg);
     if (valid == $(wg_rows)) {
         if (m.tid == 0) {
 #pragma unroll
-            for (int c = 0; c < BN / 32; c++)
-                mf_tma_store(&p.tm_d, t.n0 + c * 32, t.a_row + m.wg * $(wg_rows),
+            for (int c = 0; c < WG_COLS / 32; c++)
+                mf_tma_store(&p.tm_d, t.n0 + m.col0 + c * 32, t.a_row + m.row0,
                              staging + c * $(wg_rows) * 64);
             mf_tma_store_commit();
         }
         return;
     }
-    for (int u = m.tid; u < valid * (BN / 8); u += 128) {
-        const int r = u / (BN / 8), col = u % (BN / 8) * 8;
+    for (int u = m.tid; u < valid * (WG_COLS / 8); u += 128) {
+        const int r = u / (WG_COLS / 8), col = u % (WG_COLS / 8) * 8;
         const mf_bf16x8 v = *(const mf_bf16x8 *)(staging + mf_staging_offset(r, col));
-        *(mf_bf16x8 *)(p.d + (long long)(t.a_row + m.wg * $(wg_rows) + r) * p.n + t.n0 + col) = v;
+        *(mf_bf16x8 *)(p.d + (long long)(t.a_row + m.row0 + r) * p.n + t.n0 + m.col0 + col) = v;
     }
 }
 
@@ -674,6 +685,8 @@ __device__ void mf_consume(const mf_sm90_params &p, const mf_schedule &s, unsign
     m.wg = threadIdx.x / 128;
     m.tid = threadIdx.x % 128;
     m.row = (m.tid / 32) * 16 + (m.tid & 31) / 4;
+    m.row0 = m.wg * $(split_n and 0 or wg_rows);
+    m.col0 = m.wg * $(split_n and wg_cols or 0);
     unsigned char *staging = smem + D_OFFSET + m.wg * D_WG_BYTES;
     mf_ring ring = {0, 0};
     float acc[$(msub)][$(nacc)];
@@ -683,7 +696,7 @@ __device__ void mf_consume(const mf_sm90_params &p, const mf_schedule &s, unsign
         if (idx >= s.tiles || !mf_tile_at(p, s, idx, t))
             continue;
         mf_mainloop(p, t, m, smem, full, empty, ring, acc);
-        if (t.m0 + m.wg * $(wg_rows) < t.row_limit)
+        if (t.m0 + m.row0 < t.row_limit)
             mf_epilogue(p, t, m, staging, acc);
     }
     if (m.tid == 0)

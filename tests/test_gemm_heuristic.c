@@ -49,7 +49,8 @@ static void check_table(const row *table, size_t rows, int cc)
 }
 
 /* Hopper (cc 9.0): each pick was the fastest config of its shape in the H200
- * sweeps (examples/NOTES.md); N = 96 fits no wgmma tile and falls back. */
+ * sweeps (examples/NOTES.md); N = 96 fits no wgmma tile and falls back.
+ * e4m3 decode (64 rows per expert): 64x256 split over two math warpgroups. */
 static const row hopper_table[] = {
     {MF_DTYPE_BF16, 1024, 4096, 7168, 1, {128, 256, 2, 1, 3, MF_GEMM_SM90}},
     {MF_DTYPE_BF16, 8192, 4096, 7168, 4, {128, 256, 2, 1, 3, MF_GEMM_SM90}},
@@ -58,7 +59,7 @@ static const row hopper_table[] = {
     {MF_DTYPE_BF16, 100, 96, 128, 1, {64, 32, 2, 1, 4, MF_GEMM_PORTABLE}},
     {MF_DTYPE_E4M3, 1024, 4096, 7168, 1, {256, 128, 2, 1, 3, MF_GEMM_SM90}},
     {MF_DTYPE_E4M3, 1024, 7168, 2048, 1, {256, 128, 2, 1, 3, MF_GEMM_SM90}},
-    {MF_DTYPE_E4M3, 64, 4096, 7168, 32, {64, 256, 1, 1, 4, MF_GEMM_SM90}},
+    {MF_DTYPE_E4M3, 64, 4096, 7168, 32, {64, 256, 2, 1, 4, MF_GEMM_SM90}},
     {MF_DTYPE_E4M3, 256, 1536, 2048, 128, {256, 128, 2, 1, 3, MF_GEMM_SM90}},
 };
 

@@ -267,12 +267,14 @@ Test(gpu_gemm, e4m3_masked_column_chunks_pairs)
 
 /* e4m3 tiles of one 64x128 chunk per math warpgroup promote k-block kb while
  * the wgmmas of kb + 1 run (two scratch accumulators, k-blocks in pairs):
- * 1, 2, 3 and 5 k-blocks cover the pair loop and both of its tails. */
+ * 1, 2, 3 and 5 k-blocks cover the pair loop and both of its tails. 64x256
+ * with two math warpgroups gives each one half of the columns. */
 static void overlapped_promotion(int contiguous)
 {
     static const int ks[] = {128, 256, 384, 640};
     static const mf_gemm_config configs[] = {{64, 128, 1, 1, 8, MF_GEMM_SM90},
-                                             {128, 128, 2, 1, 5, MF_GEMM_SM90}};
+                                             {128, 128, 2, 1, 5, MF_GEMM_SM90},
+                                             {64, 256, 2, 1, 4, MF_GEMM_SM90}};
     for (size_t c = 0; c < sizeof configs / sizeof configs[0]; c++)
         for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
             eight_experts(E4M3, 512, ks[i], contiguous, configs[c]);
