@@ -343,6 +343,15 @@ static int scales_warps_per_tile(int hidden_size)
     return warps;
 }
 
+/* Consecutive groups per warp of a tile: a multiple of 4 where the token
+ * scale rows allow 16-byte loads (H / 128 a multiple of 4). */
+static int scales_span(int hidden_size, int warps_per_tile)
+{
+    int groups = hidden_size / 128;
+    int span = (groups + warps_per_tile - 1) / warps_per_tile;
+    return groups % 4 ? span : (span + 3) / 4 * 4;
+}
+
 /* Blocks of the scales stage per expert (masked) or in all (contiguous):
  * tiles for about twice the expected rows per expert, grid-strided past
  * that (skewed routing). */
@@ -364,7 +373,8 @@ static mf_status launch_scales(mf_context *ctx, const mf_preprocess_args *a,
     mf_kernel *k;
     MF_TRY(stage_kernel(ctx, a, "scales", &k));
     int warps_per_tile = scales_warps_per_tile(a->hidden_size);
-    void *params[] = {staging, o, &warps_per_tile};
+    int span = scales_span(a->hidden_size, warps_per_tile);
+    void *params[] = {staging, o, &warps_per_tile, &span};
     unsigned experts = a->layout == MF_LAYOUT_MASKED ? (unsigned)a->experts : 1;
     return mf_kernel_launch(ctx, k, scales_row_blocks(a, warps_per_tile), experts, 1, PRE_BLOCK,
                             0, stream, params);

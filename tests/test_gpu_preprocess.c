@@ -275,6 +275,12 @@ Test(gpu_preprocess, contiguous_bf16_t1001_h4096) { run_case(&(pre_case){1001, 4
 Test(gpu_preprocess, masked_e4m3_rows_past_prefetch_h12288) { run_case(&(pre_case){300, 4, 32, 12288, 0, E4M3, 0, RANDOM, 0}); }
 Test(gpu_preprocess, contiguous_bf16_rows_past_prefetch_h10240) { run_case(&(pre_case){301, 4, 32, 10240, 1, BF16, 0, RANDOM, 0}); }
 Test(gpu_preprocess, contiguous_e4m3_two_tokens_partial_pass_h3072) { run_case(&(pre_case){601, 2, 16, 3072, 1, E4M3, 0, RANDOM, 0}); }
+/* Scales stage: each warp of a 32-row tile takes consecutive groups, as
+ * 16-byte loads where H / 128 is a multiple of 4 (the H = 12288 case above:
+ * 12 groups a warp, a load of 8 then of 4) and one by one where not (H =
+ * 1152: 9 groups, 5 and 4 per warp). */
+Test(gpu_preprocess, masked_e4m3_scales_nine_groups_h1152) { run_case(&(pre_case){1100, 2, 16, 1152, 0, E4M3, 0, RANDOM, 0}); }
+Test(gpu_preprocess, contiguous_e4m3_scales_nine_groups_h1152) { run_case(&(pre_case){1100, 2, 16, 1152, 1, E4M3, 0, SKEWED, 0}); }
 /* Segments aligned to 8 rows, not 128: the scales stage's 32-row tiles of
  * a_scale hold rows of several experts and padding. */
 Test(gpu_preprocess, contiguous_e4m3_align8_skewed) { run_case(&(pre_case){1500, 4, 16, 256, 1, E4M3, 0, SKEWED, 0, 8}); }
