@@ -566,8 +566,13 @@ __device__ __forceinline__ void mf_mainloop(const mf_sm90_params &p, const mf_ti
 {
     const int k_blocks = p.k / BK;
     // Warp-uniform to the compiler: the descriptors live in uniform registers.
-    const mf_descs descs = {__shfl_sync(0xffffffffu, mf_desc_lo(smem + m.row0 * 128), 0),
+$ if split_n then
+    const mf_descs descs = {__shfl_sync(0xffffffffu, mf_desc_lo(smem), 0),
                             __shfl_sync(0xffffffffu, mf_desc_lo(smem + B_OFFSET + m.col0 * 128), 0)};
+$ else
+    const mf_descs descs = {__shfl_sync(0xffffffffu, mf_desc_lo(smem + m.row0 * 128), 0),
+                            mf_desc_lo(smem + B_OFFSET)};
+$ end
 #pragma unroll
     for (int i = 0; i < $(msub); i++)
 #pragma unroll
