@@ -302,7 +302,8 @@ typedef enum mf_gemm_family {
 typedef struct mf_gemm_config {
     int bm, bn;     /* block tile                                                 */
     int wm, wn;     /* portable: warps along M and N (threads = 32 * wm * wn);
-                       sm90: math warpgroups along M (threads = 128 * (wm + 1)), and
+                       sm90: math warpgroups (threads = 128 * (wm + 1)), each taking
+                       bm / wm rows (e4m3 bm = 64 with wm = 2: half the columns), and
                        wn CTAs per cluster along N (1, or 2: the pair shares each
                        A tile through TMA multicast; needs an even count of n-tiles) */
     int stages;     /* pipeline depth (cp.async groups / TMA ring stages)          */
