@@ -9,7 +9,9 @@ $ -- warpgroup 64 x bn / 2), so one warpgroup's wgmmas run while the other
 $ -- promotes.
 $ -- e4m3: each 128-k block of each chunk (m64 slice x the tile's columns, or
 $ -- half of them) goes into one scratch accumulator that is promoted into the
-$ -- fp32 one with scale_a[row] * scale_b[n-block] (two-level accumulation).
+$ -- fp32 one with scale_a[row] * scale_b[n-block] (two-level accumulation);
+$ -- warpgroups of one 64x128 chunk keep two, the next k-block's wgmmas
+$ -- issued before this one is promoted.
 $ -- Epilogue: bf16 through a 64B-swizzled staging buffer and TMA stores
 $ -- (partial masked tiles: plain stores of the valid rows).
 $ -- cluster = 2: two CTAs of a cluster take two neighbouring n-tiles of one
