@@ -20,10 +20,10 @@ static const mf_gemm_config e4m3_portable[] = {
     {64, 128, 2, 2, 4, MF_GEMM_PORTABLE},  {64, 64, 2, 2, 4, MF_GEMM_PORTABLE},
     {32, 128, 1, 4, 4, MF_GEMM_PORTABLE},  {64, 32, 2, 1, 4, MF_GEMM_PORTABLE},
 };
-/* Tile configs of templates/gemm_sm90.cu (wm = math warpgroups of 64 rows
- * each; wn = CTAs of a cluster along N, 2: the pair multicasts A), largest
- * first. Stages fill the 227 KB of shared memory next to the
- * bf16 staging tile. e4m3 promotes each 128-k block through a scratch
+/* Tile configs of templates/gemm_sm90.cu (wm = math warpgroups of 64 rows, or
+ * in e4m3 64x256 (wm = 2) of half the columns; wn = CTAs of a cluster along N,
+ * 2: the pair multicasts A), largest first; stages fill 227 KB of shared memory
+ * with the bf16 staging tile. e4m3 promotes each 128-k block through a scratch
  * accumulator, which the registers (232 per thread) must hold next to the
  * tile's. N = 7168 (DeepSeek's hidden size) is 32 bf16 tiles of 224: two
  * whole waves of 1024 rows where 128-wide tiles leave the last one 40% full.
