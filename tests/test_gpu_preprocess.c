@@ -289,9 +289,11 @@ Test(gpu_preprocess, contiguous_e4m3_align8_skewed) { run_case(&(pre_case){1500,
 Test(gpu_preprocess, masked_bf16_32_chunks_summed) { run_case(&(pre_case){4096, 8, 256, 256, 0, BF16, 0, SKEWED, 0}); }
 Test(gpu_preprocess, masked_e4m3_33_chunks_scanned) { run_case(&(pre_case){4097, 8, 256, 256, 0, E4M3, 0, SKEWED, 0}); }
 Test(gpu_preprocess, contiguous_1024_experts) { run_case(&(pre_case){64, 8, 1024, 128, 1, BF16, 0, RANDOM, 0}); }
-/* An expert count that is no multiple of 4 (segment starts: 4 experts per thread). */
+/* An expert count that is no multiple of 4 (segment starts: 4 experts per
+ * thread), and segments aligned to 1 row in the one-launch path. */
 Test(gpu_preprocess, contiguous_bf16_37_experts_chunked) { run_case(&(pre_case){3000, 2, 37, 128, 1, BF16, 0, RANDOM, 0}); }
 Test(gpu_preprocess, contiguous_e4m3_37_experts_fused) { run_case(&(pre_case){100, 4, 37, 256, 1, E4M3, 0, SKEWED, 0}); }
+Test(gpu_preprocess, contiguous_bf16_align1_fused) { run_case(&(pre_case){90, 3, 20, 128, 1, BF16, 0, SKEWED, 0, 1}); }
 /* The scan's parts (1024 threads, 1024 / E ranges of chunks per expert, each
  * one batch of loads): 94 chunks in 8 ranges for 128 experts; 79 chunks for
  * 37 experts in 27 ranges of 3, 999 threads (25 hold no expert). Past them,
