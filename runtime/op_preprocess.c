@@ -69,13 +69,19 @@ static size_t rows_of_a(const mf_preprocess_args *a)
                                          : (size_t)a->m_capacity;
 }
 
+/* Chunks of PRE_CHUNK slots: blocks of the rank stage, rows of its histogram. */
+static int64_t chunks_of(int64_t slots)
+{
+    return (slots + PRE_CHUNK - 1) / PRE_CHUNK;
+}
+
 static workspace_layout plan_workspace(const mf_preprocess_args *a)
 {
     workspace_layout w = {0};
     int64_t slots = (int64_t)a->tokens * a->topk;
     if (slots <= PRE_CHUNK)
         return w;
-    int64_t chunks = (slots + PRE_CHUNK - 1) / PRE_CHUNK;
+    int64_t chunks = chunks_of(slots);
     w.hist = round256((size_t)slots * 4);
     w.totals = w.hist + round256((size_t)(chunks * a->experts) * 4);
     w.seg = w.totals + round256((size_t)a->experts * 4);
@@ -244,7 +250,7 @@ static mf_status validate(const mf_context *ctx, const mf_preprocess_args *a)
  * pass cost more than they save (examples/NOTES.md). */
 static int scan_parts(int experts, int64_t slots)
 {
-    int64_t chunks = (slots + PRE_CHUNK - 1) / PRE_CHUNK, parts = PRE_CHUNK / experts;
+    int64_t chunks = chunks_of(slots), parts = PRE_CHUNK / experts;
     int wide = parts >= 2 && chunks > 2 * PRE_SCAN_BATCH &&
                (chunks + parts - 1) / parts <= PRE_SCAN_BATCH_WIDE;
     return wide ? (int)parts : 1;
@@ -252,7 +258,7 @@ static int scan_parts(int experts, int64_t slots)
 
 int mf_preprocess_scans(mf_layout layout, int64_t slots)
 {
-    return layout != MF_LAYOUT_MASKED || (slots + PRE_CHUNK - 1) / PRE_CHUNK > PRE_SUM_CHUNKS;
+    return layout != MF_LAYOUT_MASKED || chunks_of(slots) > PRE_SUM_CHUNKS;
 }
 
 /* Threads of a stage's blocks. rank: one per slot of its chunk (one round of
@@ -397,7 +403,7 @@ static mf_status launch_scan(mf_context *ctx, const mf_preprocess_args *a, routi
 {
     mf_kernel *scan;
     MF_TRY(stage_kernel(ctx, a, "scan", &scan));
-    int chunks = (r->slots + PRE_CHUNK - 1) / PRE_CHUNK, parts = scan_parts(a->experts, r->slots);
+    int chunks = (int)chunks_of(r->slots), parts = scan_parts(a->experts, r->slots);
     int threads = stage_block("scan", a->experts, r->slots);
     void *params[] = {r, &chunks, &parts, &hist, &totals, &seg, o};
     return mf_kernel_launch(ctx, scan, 1, 1, 1, (unsigned)threads,
@@ -419,7 +425,7 @@ static mf_status launch_chunked(mf_context *ctx, const mf_preprocess_args *a, ro
 
     void *rank_params[] = {r, &local_rank, &hist, &o->error_flags};
     unsigned rank_block = (unsigned)stage_block("rank", a->experts, r->slots);
-    MF_TRY(mf_kernel_launch(ctx, rank, (unsigned)((r->slots + PRE_CHUNK - 1) / PRE_CHUNK), 1, 1,
+    MF_TRY(mf_kernel_launch(ctx, rank, (unsigned)chunks_of(r->slots), 1, 1,
                             rank_block, (rank_block / 32 + 1) * (unsigned)a->experts * 4, stream,
                             rank_params));
     if (mf_preprocess_scans(a->layout, r->slots))
