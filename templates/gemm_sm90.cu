@@ -518,6 +518,24 @@ __device__ __forceinline__ void mf_stage_fp8(const mf_descs &descs, const unsign
 $ end
 
 $ if overlap then
+// What one k-block's promotion multiplies by: this thread's two rows' A scales
+// (from the stage's shared memory) and the chunk's weight scales.
+struct mf_kblock_scales {
+    float sa_lo, sa_hi, sb[2];
+};
+
+__device__ __forceinline__ mf_kblock_scales mf_kblock_scales_at(const unsigned char *sa_base, int stage,
+                                                                const mf_math &m,
+                                                                const mf_chunk_scales &cs, int kb)
+{
+    mf_kblock_scales k;
+    mf_load_b_scales(cs, kb, k.sb);
+    const float *sa = (const float *)(sa_base + stage * SA_STAGE) + m.row0;
+    k.sa_lo = sa[m.row];
+    k.sa_hi = sa[m.row + 8];
+    return k;
+}
+
 // Issues the wgmmas of the stage after `ring` into next, then promotes the
 // stage at `ring` from cur once its group is done (the tensor cores work
 // through the promotion); advances the ring.
@@ -528,10 +546,7 @@ __device__ __forceinline__ void mf_step_overlapped(const mf_descs &descs, const 
                                                    float (&cur)[$(nreg)], float (&next)[$(nreg)],
                                                    float (&acc)[$(nacc)])
 {
-    float sb[2];
-    mf_load_b_scales(cs, kb, sb);
-    const float *sa = (const float *)(sa_base + ring.stage * SA_STAGE) + m.row0;
-    const float sa_lo = sa[m.row], sa_hi = sa[m.row + 8];
+    const mf_kblock_scales k = mf_kblock_scales_at(sa_base, ring.stage, m, cs, kb);
     const int stage = ring.stage;
     ring.advance();
     mf_bar_wait(&full[ring.stage], ring.phase);
@@ -539,7 +554,7 @@ __device__ __forceinline__ void mf_step_overlapped(const mf_descs &descs, const 
     mf_wgmma_wait<1>();
     mf_fence_regs(cur);
     mf_release(empty, stage, m.tid);
-    mf_promote(acc, 0, cur, sa_lo, sa_hi, sb[0], sb[1], cs.col);
+    mf_promote(acc, 0, cur, k.sa_lo, k.sa_hi, k.sb[0], k.sb[1], cs.col);
 }
 
 // The last k-block's promotion: nothing left to issue.
@@ -548,15 +563,12 @@ __device__ __forceinline__ void mf_step_last(const unsigned char *sa_base, unsig
                                              const mf_chunk_scales &cs, int kb,
                                              float (&cur)[$(nreg)], float (&acc)[$(nacc)])
 {
-    float sb[2];
-    mf_load_b_scales(cs, kb, sb);
-    const float *sa = (const float *)(sa_base + ring.stage * SA_STAGE) + m.row0;
-    const float sa_lo = sa[m.row], sa_hi = sa[m.row + 8];
+    const mf_kblock_scales k = mf_kblock_scales_at(sa_base, ring.stage, m, cs, kb);
     mf_wgmma_wait<0>();
     mf_fence_regs(cur);
     mf_release(empty, ring.stage, m.tid);
     ring.advance();
-    mf_promote(acc, 0, cur, sa_lo, sa_hi, sb[0], sb[1], cs.col);
+    mf_promote(acc, 0, cur, k.sa_lo, k.sa_hi, k.sb[0], k.sb[1], cs.col);
 }
 
 $ end
