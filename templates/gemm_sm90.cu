@@ -712,8 +712,16 @@ __device__ void mf_consume(const mf_sm90_params &p, const mf_schedule &s, unsign
     for (long long k = 0; k * (gridDim.x / CLUSTER) < s.tiles; k++) {
         const long long idx = mf_item_of_round(k);
         mf_tile t;
+$ if layout == "masked" then
         if (idx >= s.tiles || !mf_tile_at(p, s, idx, t))
             continue;
+$ else
+        // A padding tile's test reads m_indices per thread; voted, the skip is
+        // warp-uniform to ptxas, which otherwise moved the overlapped
+        // mainloop's descriptors and barrier addresses to vector registers.
+        if (idx >= s.tiles || !__all_sync(0xffffffffu, mf_tile_at(p, s, idx, t)))
+            continue;
+$ end
         mf_mainloop(p, t, m, smem, full, empty, ring, acc);
         if (t.m0 + m.row0 < t.row_limit)
             mf_epilogue(p, t, m, staging, acc);
@@ -738,7 +746,12 @@ $(entry)(const __grid_constant__ mf_sm90_params p)
 {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ unsigned char smem_raw[];
-    unsigned char *smem = smem_raw + ((1024 - (mf_smem_addr(smem_raw) & 1023)) & 1023);
+    // The pad is the same for every thread; shuffled, ptxas knows it too and
+    // keeps the ring's addresses in uniform registers (computed per thread, it
+    // rebuilt the shared window base with S2UR and R2UR every k-block in
+    // several configs).
+    const unsigned pad = (1024 - (mf_smem_addr(smem_raw) & 1023)) & 1023;
+    unsigned char *smem = smem_raw + __shfl_sync(0xffffffffu, pad, 0);
     unsigned long long *full = (unsigned long long *)(smem + BAR_OFFSET);
     unsigned long long *empty = full + STAGES;
     if (threadIdx.x == MATH_THREADS) { // the descriptors load while the schedule is built
