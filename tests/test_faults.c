@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,10 +59,11 @@ static int check_cache_consistent(const char *dir, int *temporaries)
     int entries = 0;
     *temporaries = 0;
     while ((e = readdir(d))) {
-        *temporaries += strstr(e->d_name, ".tmp.") != NULL;
-        if (strncmp(e->d_name, "k-", 2) != 0 || !strstr(e->d_name, ".mfa"))
+        if (strstr(e->d_name, ".tmp.")) {
+            (*temporaries)++;
             continue;
-        if (strstr(e->d_name, ".tmp."))
+        }
+        if (strncmp(e->d_name, "k-", 2) != 0 || !strstr(e->d_name, ".mfa"))
             continue;
         char path[512];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
@@ -195,11 +195,17 @@ static mf_status warm(const char *dir, mf_warmup_report *report)
     return s;
 }
 
+/* The path a writer's temporary file for a content entry would have. */
+static void temporary_path(const char *dir, const char *suffix, char (*path)[512])
+{
+    snprintf(*path, sizeof *path, "%s/k-%064d.mfa.tmp.%s", dir, 0, suffix);
+}
+
 /* Plants a temporary file as a killed writer would leave it, hours_old hours ago. */
 static void plant_temporary(const char *dir, const char *suffix, int hours_old)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/k-%064d.mfa.tmp.%s", dir, 0, suffix);
+    temporary_path(dir, suffix, &path);
     FILE *f = fopen(path, "w");
     cr_assert(f);
     fputs("half an archive", f);
@@ -209,16 +215,17 @@ static void plant_temporary(const char *dir, const char *suffix, int hours_old)
     cr_assert_eq(utimensat(AT_FDCWD, path, t, 0), 0);
 }
 
-static int file_exists(const char *dir, const char *suffix)
+static int temporary_exists(const char *dir, const char *suffix)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/k-%064d.mfa.tmp.%s", dir, 0, suffix);
+    temporary_path(dir, suffix, &path);
     return access(path, F_OK) == 0;
 }
 
 /* The kill may land between a temporary file's creation and its rename: the
- * temporary then stays (a live writer's looks the same) until the eviction
- * sweep finds it stale (an hour old), and no reader ever takes it for an entry. */
+ * temporary then stays (a live writer's looks the same) until the sweep that
+ * ends a warmup finds it stale (an hour old), and no reader ever takes it for
+ * an entry. */
 Test(faults, warming_process_killed_mid_write_leaves_a_usable_cache)
 {
     char dir[64];
@@ -245,12 +252,8 @@ Test(faults, warming_process_killed_mid_write_leaves_a_usable_cache)
     mf_warmup_report_free(&report);
     int entries = check_cache_consistent(dir, &temporaries);
     cr_assert_eq(entries, (int)(sizeof warm_specs / sizeof warm_specs[0]), "%d entries", entries);
-    mf_cache *c;
-    cr_assert_eq(mf_cache_open(dir, &c), MF_OK, "%s", mf_last_error());
-    cr_assert_eq(mf_cache_evict(c, UINT64_MAX, NULL), MF_OK, "%s", mf_last_error());
-    mf_cache_close(c);
-    cr_expect(!file_exists(dir, "stale0"), "the sweep removes a stale temporary file");
-    cr_expect(file_exists(dir, "fresh0"), "the sweep keeps a recent one (a writer may own it)");
+    cr_expect(!temporary_exists(dir, "stale0"), "the warmup's sweep removes a stale temporary file");
+    cr_expect(temporary_exists(dir, "fresh0"), "the sweep keeps a recent one (a writer may own it)");
     cr_assert_eq(check_cache_consistent(dir, &temporaries), entries);
     remove_dir(dir);
 }
